@@ -1,0 +1,370 @@
+"""LR suggestions from a range-test curve: pure functions of ``(lrs, losses)`` (torch-free).
+
+This is the *deciding* half of the range test (``range_test.py`` measures). Everything here takes
+plain sequences of floats, so the API process can re-run it on a stored curve, and tests can pin
+what each rule returns on hand-built curves.
+
+``losses`` are the *smoothed* losses of the sweep (``RangeTestResult.losses``). Non-finite values
+(NaN, +/-Inf, None) end the usable curve: only the finite prefix is read, the way fastai drops
+everything from the first NaN on.
+
+The known rules, implemented as their authors do:
+
+* ``steepest`` — torch-lr-finder / Lightning (before 2.5.3): the LR where the loss falls fastest per
+  step, ``argmin(np.gradient(losses))``, skipping the first 10 and last 5 points. Known to land just
+  before divergence, often several times too high.
+* ``valley`` — fastai's default: on the curve without its first ``n // 10`` and last 5 points, take
+  the longest strictly decreasing subsequence and return the point half-way along it (fastai:
+  ``start + int(len / 3) + int(len / 6)``). Safer, tends to be low.
+* ``minimum_div10`` — fastai's ``minimum``: the LR of the lowest loss (same trimmed curve) / 10.
+
+The recommended pick (``suggest(...).recommended``), designed against the failures above:
+
+1. ``lr_min`` = LR at the minimum of the smoothed curve. Beyond it the loss rises; the smoothed
+   minimum also *lags* the raw one (the EMA remembers ~50 steps), so it is already too high.
+2. ``anchor`` = weighted geometric mean ``(lr_min / BACKOFF) ** (2/3) * valley ** (1/3)``:
+   fastai's "minimum / 10" backed off from the top, with fastai's ``valley`` (read from the middle
+   of the fall, tends to be low) as a brake with weight 1/3. The geometric mean is a midpoint on
+   the log-LR axis the curve lives on.
+3. clipped into the falling region: never above ``lr_min / MIN_BACKOFF`` (so never at or past the
+   point where the loss stops falling — the failure of ``steepest``), never below the first LR
+   (nothing below it was measured). When the two bounds cross (``lr_min < MIN_BACKOFF * lrs[0]``:
+   the loss bottomed out within 3x of the sweep's start) the *lower* bound wins: the pick is
+   ``lrs[0]``, above ``lr_min / MIN_BACKOFF``. Whenever the pick is ``lrs[0]`` (that way, or because
+   the anchor fell below it) it is flagged ``at_sweep_start`` with confidence halved: the curve
+   cannot say whether a lower LR would be better — rerun with a lower ``start_lr``.
+   There is deliberately no lower clip at "where the smoothed loss starts falling": the EMA lag
+   makes that point late, and on SGD curves that fall only at the very end such a clip pushed the
+   pick 3x above the best fixed LR (measured in ``bench/suggestion_quality.py``).
+
+The pick is judged by training, not by eye: ``tests/core/test_suggest_quality.py``.
+
+Confidence in [0, 1] starts at 1 and is multiplied down for: a short curve, a curve that never
+decreases, a minimum in the first tenth (diverged immediately), a minimum at the very end with no
+rise after it (the sweep stopped before the loss turned: raise ``end_lr``), a drop that is small
+against the batch-to-batch noise (measured on ``raw_losses`` when given, else on the roughness of
+the smoothed curve), a pick at the first LR of the sweep, and rules disagreeing widely. The reason
+is one sentence saying which applied.
+
+Flags (``Suggestions.flags``): ``non_finite``, ``too_short``, ``short``, ``never_decreases``,
+``diverged_immediately``, ``still_falling``, ``noisy``, ``somewhat_noisy``, ``at_sweep_start``,
+``rules_disagree``. ``UNUSABLE_FLAGS`` are those after which ``recommended`` is only a placeholder
+(the first LR of the sweep) or read off a curve that never showed a falling region.
+
+1cycle / cyclical bounds (Smith): ``cycle_max_lr`` = the LR where the loss stops falling, read as the
+first point within ``FLAT_FRACTION`` (10 %) of the total drop from the minimum (earlier than the lagging
+argmin); ``cycle_min_lr = cycle_max_lr / CYCLE_DIV`` with ``CYCLE_DIV = 10`` (Smith's cyclical
+lower bound; ``torch.optim.lr_scheduler.OneCycleLR`` starts at ``max_lr / 25`` by default).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+#: the recommended pick backs off from the smoothed minimum by this factor (fastai's rule of thumb).
+BACKOFF = 10.0
+#: ...and never sits above ``lr_min / MIN_BACKOFF`` (never at the turning point itself).
+MIN_BACKOFF = 3.0
+#: weight of ``minimum / BACKOFF`` in the weighted geometric mean (valley gets the rest).
+MIN_WEIGHT = 2.0 / 3.0
+#: the loss has "stopped falling" once within this fraction of the total drop from the minimum.
+FLAT_FRACTION = 0.1
+#: 1cycle / cyclical lower bound = max / CYCLE_DIV.
+CYCLE_DIV = 10.0
+#: torch-lr-finder's skips for the steepest rule.
+STEEP_SKIP_START, STEEP_SKIP_END = 10, 5
+#: fewer finite points than this: the curve is "short" (low confidence).
+SHORT_CURVE = 20
+#: a drop smaller than this times (1 + |first loss|) is rounding, not a fall ("never_decreases").
+FLAT_TOL = 1e-8
+#: flags after which ``recommended`` is a placeholder, not a measurement (callers that act on the
+#: pick without a human, such as the trials' centre LR, must refuse it).
+UNUSABLE_FLAGS = frozenset({"too_short", "never_decreases", "diverged_immediately"})
+
+FloatSeq = Sequence[float | None]
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """All suggestions for one curve. ``None`` where a rule had too few points to answer."""
+
+    steepest: float | None
+    valley: float | None
+    minimum_div10: float | None
+    lr_at_min: float | None
+    recommended: float | None
+    confidence: float
+    reason: str
+    cycle_max_lr: float | None
+    cycle_min_lr: float | None
+    flags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON (floats, None, str, list)."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# smoothing (shared with range_test so the stored curve and this module agree)
+# --------------------------------------------------------------------------------------------
+
+
+class EmaSmoother:
+    """EMA with start-up bias correction, as fastai: ``avg_t = beta*avg_{t-1} + (1-beta)*x_t``,
+    ``smoothed_t = avg_t / (1 - beta**(t+1))`` for 0-based ``t`` — so ``smoothed_0 == x_0`` exactly
+    (Lightning's version uses ``beta**t`` and is off by one step)."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta = beta
+        self._avg = 0.0
+        self._count = 0
+
+    def update(self, x: float) -> float:
+        self._count += 1
+        self._avg = self.beta * self._avg + (1.0 - self.beta) * x
+        if self.beta == 0.0:
+            return self._avg
+        return self._avg / (1.0 - self.beta**self._count)
+
+
+def smooth(raw: FloatSeq, beta: float = 0.98) -> list[float]:
+    """Bias-corrected EMA of ``raw`` (None read as NaN; NaN propagates, as it should)."""
+    sm = EmaSmoother(beta)
+    return [sm.update(float("nan") if x is None else float(x)) for x in raw]
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndarray]:
+    """The curve up to (not including) the first non-finite loss or LR."""
+    n = min(len(lrs), len(losses))
+    out_l: list[float] = []
+    out_y: list[float] = []
+    for i in range(n):
+        lr, y = lrs[i], losses[i]
+        if lr is None or y is None:
+            break
+        lr_f, y_f = float(lr), float(y)
+        if not (math.isfinite(lr_f) and math.isfinite(y_f)) or lr_f <= 0.0:
+            break
+        out_l.append(lr_f)
+        out_y.append(y_f)
+    return np.asarray(out_l, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
+
+
+def _fastai_trim(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fastai reads ``[n // 10 : -5]``; fall back to the whole curve when that leaves < 2 points."""
+    n = len(losses)
+    a, b = n // 10, n - 5
+    if b - a >= 2:
+        return lrs[a:b], losses[a:b]
+    return lrs, losses
+
+
+# --------------------------------------------------------------------------------------------
+# the known rules
+# --------------------------------------------------------------------------------------------
+
+
+def steepest(lrs: FloatSeq, losses: FloatSeq, skip_start: int = STEEP_SKIP_START,
+             skip_end: int = STEEP_SKIP_END) -> float | None:
+    """torch-lr-finder's pick: the steepest fall of the loss per step (``np.gradient``)."""
+    x, y = _finite_prefix(lrs, losses)
+    end = len(y) - skip_end
+    if end - skip_start < 2:
+        return None
+    x, y = x[skip_start:end], y[skip_start:end]
+    return float(x[int(np.argmin(np.gradient(y)))])
+
+
+def _longest_decreasing_ends(y: np.ndarray) -> list[int]:
+    """``lds[i]`` = length of the longest strictly decreasing subsequence ending at ``i``.
+
+    O(n log n) patience sorting on ``-y``; gives the same lengths as fastai's O(n²) double loop.
+    """
+    tails: list[float] = []
+    lds: list[int] = []
+    for v in (-y).tolist():
+        pos = bisect.bisect_left(tails, v)  # strict: equal values do not extend a run
+        if pos == len(tails):
+            tails.append(v)
+        else:
+            tails[pos] = v
+        lds.append(pos + 1)
+    return lds
+
+
+def valley(lrs: FloatSeq, losses: FloatSeq) -> float | None:
+    """fastai's ``valley``: half-way along the longest decreasing subsequence of the trimmed curve.
+
+    Same index arithmetic as fastai (``max_start = max_end - lds[max_end]``,
+    ``idx = max_start + int(sec) + int(sec / 2)`` with ``sec = (max_end - max_start) / 3``); the
+    one change is that the index is clipped into the curve (fastai's can be -1 on a curve that
+    decreases from its first point, which would pick the *last* LR).
+    """
+    x, y = _finite_prefix(lrs, losses)
+    if len(y) < 2:
+        return None
+    x, y = _fastai_trim(x, y)
+    lds = _longest_decreasing_ends(y)
+    max_end = int(np.argmax(lds))  # first index reaching the longest run, as fastai's loop
+    max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    idx = min(max(idx, 0), len(x) - 1)
+    return float(x[idx])
+
+
+def minimum_div10(lrs: FloatSeq, losses: FloatSeq) -> float | None:
+    """fastai's ``minimum``: the LR of the lowest (trimmed) loss, divided by 10."""
+    x, y = _finite_prefix(lrs, losses)
+    if len(y) < 1:
+        return None
+    x, y = _fastai_trim(x, y)
+    return float(x[int(np.argmin(y))] / 10.0)
+
+
+# --------------------------------------------------------------------------------------------
+# the recommended pick
+# --------------------------------------------------------------------------------------------
+
+
+def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
+    """Noise of the curve relative to its drop (shift-invariant, sign-independent).
+
+    With raw losses: median batch-to-batch change ``|raw_t - raw_{t-1}|`` / drop. Without: the
+    smoothed curve's roughness, 10 x median |second difference| / drop.
+    """
+    if drop <= 0.0:
+        return float("inf")
+    if raw is not None and len(raw) >= 3:
+        return float(np.median(np.abs(np.diff(raw))) / drop)
+    if len(y) < 5:
+        return 0.0
+    return float(np.median(np.abs(np.diff(y, n=2))) * 10.0 / drop)
+
+
+def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None) -> Suggestions:
+    """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
+
+    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) only sharpen the
+    noise estimate behind the confidence — no LR depends on them.
+    """
+    x, y = _finite_prefix(lrs, losses)
+    n_all = min(len(lrs), len(losses))
+    flags: list[str] = []
+    known = {"steepest": steepest(lrs, losses), "valley": valley(lrs, losses),
+             "minimum_div10": minimum_div10(lrs, losses)}
+    if len(x) < n_all:
+        flags.append("non_finite")
+
+    if len(y) < 3:
+        fallback = float(x[0]) if len(x) else _first_lr(lrs)
+        return Suggestions(
+            **known, lr_at_min=None, recommended=fallback, confidence=0.0,
+            reason=(f"Only {len(y)} finite loss value(s): too few to read a curve; the first LR of "
+                    "the sweep is returned as a placeholder."),
+            cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
+
+    n = len(y)
+    i_min = int(np.argmin(y))
+    lr_min = float(x[i_min])
+    drop = float(y[0] - y[i_min])  # shift-invariant, works for negative losses
+
+    confidence = 1.0
+    reasons: list[str] = []
+    if n < SHORT_CURVE:
+        confidence *= 0.4
+        flags.append("short")
+        reasons.append(f"the curve has only {n} usable points")
+
+    # A drop within float rounding of the losses is no drop: the bias-corrected EMA of a constant
+    # loss wobbles by ~1e-16, which would otherwise read as a (noise-free!) fall.
+    if drop <= FLAT_TOL * (1.0 + abs(float(y[0]))) or i_min == 0:
+        # Never went below its first value: there is no falling region to read.
+        rec = float(x[0])
+        flags.append("never_decreases")
+        return Suggestions(
+            **known, lr_at_min=lr_min, recommended=rec, confidence=min(confidence, 0.05),
+            reason=("The loss never fell below its starting value, so no LR in the sweep trained; "
+                    "the lowest LR tried is returned — rerun with a lower start_lr or check the "
+                    "model, data and loss."),
+            cycle_max_lr=None, cycle_min_lr=None, flags=flags)
+
+    i_flat = int(np.argmax(y <= y[i_min] + FLAT_FRACTION * drop))
+    hi = lr_min / MIN_BACKOFF
+    v = known["valley"]
+    anchor = (lr_min / BACKOFF if v is None
+              else float(math.exp(MIN_WEIGHT * math.log(lr_min / BACKOFF)
+                                  + (1.0 - MIN_WEIGHT) * math.log(v))))
+    rec = max(min(anchor, hi), float(x[0]))
+
+    if i_min < max(2, n // 10):
+        confidence *= 0.2
+        flags.append("diverged_immediately")
+        reasons.append("the loss bottomed out in the first tenth of the sweep (start_lr may "
+                       "already be too high)")
+    if i_min >= n - max(3, n // 20) and y[-1] - y[i_min] < FLAT_FRACTION * drop:
+        confidence *= 0.5
+        flags.append("still_falling")
+        reasons.append("the loss had not turned up by the last LR (raise end_lr)")
+    raw = None
+    if raw_losses is not None:
+        _, raw_all = _finite_prefix(lrs, raw_losses)
+        raw = raw_all[: i_min + 1] if len(raw_all) >= i_min + 1 else None
+    noise = _noise_ratio(y[: i_min + 1], drop, raw)
+    if noise > 0.5:
+        confidence *= 0.3
+        flags.append("noisy")
+        reasons.append("the loss fell little compared with its noise")
+    elif noise > 0.1:
+        confidence *= 0.6
+        flags.append("somewhat_noisy")
+        reasons.append("the loss fell only a few times its noise")
+    if rec == float(x[0]):
+        confidence *= 0.5
+        flags.append("at_sweep_start")
+        reasons.append("the pick is the first LR of the sweep, which cannot show whether a lower "
+                       "one is better (lower start_lr)")
+    if v is not None and max(v, lr_min / BACKOFF) / min(v, lr_min / BACKOFF) > 100.0:
+        confidence *= 0.7
+        flags.append("rules_disagree")
+        reasons.append("valley and minimum/10 differ by more than 100x")
+
+    where = (f"weighted geometric mean of minimum/{BACKOFF:g} ({lr_min / BACKOFF:.3g}, weight "
+             f"{MIN_WEIGHT:.2g}) and valley ({v:.3g})" if v is not None
+             else f"minimum/{BACKOFF:g} ({lr_min / BACKOFF:.3g})")
+    if rec == anchor:
+        clip_note = ""
+    elif hi < float(x[0]):
+        # The bounds cross: the lower one (the first LR, below which nothing was measured) wins.
+        clip_note = (f", raised to the first LR of the sweep ({float(x[0]):.3g}) although that is "
+                     f"above minimum/{MIN_BACKOFF:g} ({hi:.3g})")
+    else:
+        clip_note = f", clipped to [{float(x[0]):.3g}, {hi:.3g}]"
+    caveat = ("; lower confidence because " + "; ".join(reasons)) if reasons else ""
+    safety = ("" if hi < float(x[0])
+              else ", safely below the point where the loss stops falling")
+    reason = (f"The smoothed loss was lowest at lr={lr_min:.3g}; the pick is the {where}"
+              f"{clip_note}{safety}{caveat}.")
+
+    cycle_max = float(x[i_flat])
+    return Suggestions(
+        **known, lr_at_min=lr_min, recommended=float(rec),
+        confidence=float(min(max(confidence, 0.0), 1.0)), reason=reason,
+        cycle_max_lr=cycle_max, cycle_min_lr=cycle_max / CYCLE_DIV, flags=flags)
+
+
+def _first_lr(lrs: FloatSeq) -> float | None:
+    for lr in lrs:
+        if lr is not None and math.isfinite(float(lr)) and float(lr) > 0:
+            return float(lr)
+    return None
