@@ -1,0 +1,213 @@
+"""Request and response models of the advice engine (pydantic v2, torch-free).
+
+Every numeric field is bounded so that a 422 names the allowed range. Cross-field checks are
+field validators with ``validate_default=True`` on the *later* field, so that the error's ``loc``
+names that field (``seq_len``, ``epochs``) instead of the whole body.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+Task = Literal["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "encoder_finetune",
+               "image_classification_cnn", "vision_transformer", "other"]
+Architecture = Literal["decoder_transformer", "encoder_transformer",
+                       "encoder_decoder_transformer", "cnn", "vit", "mlp", "rnn", "linear",
+                       "other"]
+Normalization = Literal["layernorm", "rmsnorm", "batchnorm", "groupnorm", "none"]
+RefOptimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adam_l2", "adamw", "adafactor",
+                       "lamb", "lion"]
+
+LLM_TASKS: frozenset[str] = frozenset({"llm_pretrain", "llm_finetune_full", "llm_finetune_peft"})
+MAX_PARAMS = 10**13
+MAX_STEPS = 100_000_000
+
+
+def steps_per_epoch(dataset_size: int, dataset_unit: str, seq_len: int | None,
+                    batch_size: int) -> int:
+    """Optimizer steps in one pass over the data (a token count becomes sequences first)."""
+    examples = dataset_size / (seq_len or 1) if dataset_unit == "tokens" else float(dataset_size)
+    return max(1, math.ceil(max(examples, 1.0) / batch_size))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReferenceRecipe(_Model):
+    """A recipe the user trusts, to scale from: its batch size (same unit as ``batch_size``)
+    and its LR."""
+
+    batch_size: int = Field(ge=1, le=10_000_000, description="the recipe's global batch size")
+    lr: float = Field(gt=0.0, le=10.0, description="the recipe's peak LR")
+    optimizer: RefOptimizer | None = Field(
+        default=None, description="the recipe's optimizer, if known (checked against O4/O5/W11)")
+    weight_decay: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="the recipe's weight decay, if known: kept (and flagged for retuning, W10b)")
+
+
+class AdviceRequest(_Model):
+    """The training run as a user knows it."""
+
+    task: Task
+    architecture: Architecture = "other"
+    param_count: int = Field(ge=1, le=MAX_PARAMS, description="trainable+frozen parameters")
+    batch_size: int = Field(ge=1, le=10_000_000,
+                            description="global batch size in examples (sequences, images)")
+    seq_len: int | None = Field(default=None, ge=1, le=1_048_576, validate_default=True,
+                                description="tokens per sequence; required for LLM tasks")
+    dataset_size: int = Field(ge=1, le=10**14, description="training set size, in dataset_unit")
+    dataset_unit: Literal["examples", "tokens"] = "examples"
+    total_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS,
+                                    description="optimizer steps; give this or epochs")
+    epochs: float | None = Field(default=None, gt=0.0, le=100_000.0, validate_default=True,
+                                 description="passes over the data; give this or total_steps")
+    memory_tight: bool = False
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    normalization: list[Normalization] = Field(default_factory=lambda: ["layernorm"],
+                                               max_length=5)
+    reference: ReferenceRecipe | None = None
+    # Last, so the cross-field validators above (which read ``info.data``) are unaffected.
+    optimizer: RefOptimizer | None = Field(
+        default=None,
+        description="the optimizer you will use; the advice adapts LR, betas/momentum, weight "
+                    "decay, warmup and clipping to it (left out: the engine picks one, O7.1)")
+
+    @field_validator("seq_len")
+    @classmethod
+    def _seq_len_for_llm(cls, v: int | None, info: ValidationInfo) -> int | None:
+        task = info.data.get("task")
+        if v is None and task in LLM_TASKS:
+            raise PydanticCustomError(
+                "seq_len_required", "seq_len is required for task {task}",
+                {"task": task, "ge": 1})
+        return v
+
+    @field_validator("epochs")
+    @classmethod
+    def _steps_xor_epochs(cls, v: float | None, info: ValidationInfo) -> float | None:
+        steps = info.data.get("total_steps")
+        if "total_steps" not in info.data:  # total_steps itself was invalid; reported on its own
+            return v
+        if (steps is None) == (v is None):
+            got = "neither" if v is None else "both"
+            raise PydanticCustomError(
+                "steps_xor_epochs", "give exactly one of total_steps or epochs (got {got})",
+                {"got": got, "expected": "total_steps or epochs (exactly one)"})
+        if v is not None and {"dataset_size", "dataset_unit", "batch_size"} <= info.data.keys():
+            # epochs are turned into steps; the run they describe must fit the step bound too.
+            spe = steps_per_epoch(info.data["dataset_size"], info.data["dataset_unit"],
+                                  info.data.get("seq_len"), info.data["batch_size"])
+            if math.ceil(v * spe) > MAX_STEPS:
+                raise PydanticCustomError(
+                    "too_many_steps",
+                    "epochs × steps per epoch = {steps} optimizer steps, over the limit",
+                    {"steps": math.ceil(v * spe), "le": MAX_STEPS // spe})
+        return v
+
+    @field_validator("dataset_unit")
+    @classmethod
+    def _tokens_need_seq_len(cls, v: str, info: ValidationInfo) -> str:
+        # dataset_unit comes after seq_len: a token count needs seq_len to become examples.
+        if v == "tokens" and info.data.get("seq_len") is None and "seq_len" in info.data:
+            raise PydanticCustomError(
+                "tokens_need_seq_len", "dataset_unit 'tokens' needs seq_len",
+                {"expected": "'examples' (or give seq_len)"})
+        return v
+
+
+# --------------------------------------------------------------------------- response
+
+
+class OptimizerAdvice(_Model):
+    name: str
+    lr: float
+    betas: tuple[float, float] | None = None
+    eps: float | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    weight_decay: float
+    decay_embeddings: bool
+
+
+class ParamGroupRule(_Model):
+    decay: str
+    no_decay: list[str]
+    decay_embeddings: bool
+
+
+class ScheduleAdvice(_Model):
+    name: str
+    peak_lr: float
+    warmup_steps: int
+    total_steps: int
+    min_lr: float
+    spec: dict[str, Any]
+
+
+class BatchScaling(_Model):
+    applied: bool
+    method: Literal["linear", "sqrt", "none"]
+    from_batch: float | None = None
+    to_batch: float | None = None
+    unit: Literal["examples", "tokens"] = "examples"
+    factor: float = 1.0
+
+
+class SearchAdvice(_Model):
+    lr_range: tuple[float, float]
+    weight_decay_grid: list[float]
+
+
+class RationaleEntry(_Model):
+    field: str
+    value: Any
+    rule_ids: list[str]
+    text: str
+
+
+class AdviceWarning(_Model):
+    rule_ids: list[str]
+    text: str
+
+
+class Artefacts(_Model):
+    pytorch: str
+    hf_training_arguments: dict[str, Any]
+    hf_notes: list[str]
+    trial_config: dict[str, Any]
+
+
+class Advice(_Model):
+    """The advice without transport details (``cached`` is added by the API)."""
+
+    optimizer: OptimizerAdvice
+    param_groups: ParamGroupRule
+    schedule: ScheduleAdvice
+    clip_norm: float | None
+    batch_scaling: BatchScaling
+    search: SearchAdvice
+    monitor: list[str]
+    rationale: list[RationaleEntry]
+    warnings: list[AdviceWarning]
+    confidence: float = Field(ge=0.0, le=1.0)
+    confidence_label: Literal["low", "medium", "high"]
+    rules_fired: list[str]
+    rules_version: str
+    optim_core_version: str
+    artefacts: Artefacts
+
+
+class AdviceResponse(Advice):
+    cached: bool
+
+
+class BatchAdviceRequest(_Model):
+    # The item bound comes from settings (advice_batch_max_items) and is checked in the route;
+    # the schema's own cap only keeps a body from being absurd.
+    items: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)

@@ -1,0 +1,267 @@
+"""The rules table: one row per GUIDELINES.md rule id, plus literature rows (ids ``L-…``).
+
+Each row is data: ``id``, ``condition`` (when it fires), ``effect`` (what it does to the advice),
+``source`` (where it comes from) and ``params`` (the constants the engine reads from the row, so a
+changed constant changes ``RULES_VERSION`` and therefore every cache key). The engine
+(`engine.py`) fires rows by id and records which ones fired; informational rows (the update rules)
+fire where the advised optimizer implements them and are quoted in the rationale and snippet.
+
+Literature constants: docs/ADVICE.md ("Literature constants: what was checked") lists, row by
+row, the source each was checked against and whether it confirmed the value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+Kind = Literal["update_rule", "decision", "refusal", "literature", "diagnostic", "informational"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    condition: str
+    effect: str
+    source: str
+    kind: Kind = "decision"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+_O = "Seed O (seeds/000_…, GUIDELINES.md)"
+_W = "Seed W (seeds/001_…, GUIDELINES.md)"
+
+RULES: tuple[Rule, ...] = (
+    # --- update rules (informational: quoted where the advised optimizer implements them) ------
+    Rule("O1.2", "always (every optimizer refines θ ← θ − η∇L)",
+         "explains what the learning rate η scales", f"{_O} §1.2", "update_rule"),
+    Rule("O2.1", "advised optimizer is SGD",
+         "gradient is the minibatch average, so LR and batch size interact", f"{_O} §2.1",
+         "update_rule"),
+    Rule("O3.1", "advised optimizer is SGD",
+         "momentum β = 0.9", f"{_O} §3.1", "update_rule", {"momentum": 0.9}),
+    Rule("O3.2", "advised optimizer is SGD",
+         "Nesterov look-ahead offered as an option (the advice keeps plain momentum, as the "
+         "reference recipes did)", f"{_O} §3.2", "update_rule"),
+    Rule("O4.1", "reference recipe uses AdaGrad, or the user chose AdaGrad",
+         "warn: AdaGrad's accumulated G makes the LR decay monotonically and stall; a chosen "
+         "AdaGrad gets the Adam-family LR clamped to O5.2's range, low confidence",
+         f"{_O} §4.1", "update_rule"),
+    Rule("O4.2", "reference recipe uses RMSprop, or the user chose RMSprop",
+         "note: RMSprop's EMA (β 0.9) fixes AdaGrad's stall; Adam adds momentum and bias "
+         "correction, so the advice uses the Adam family; a chosen RMSprop gets β 0.9 and the "
+         "Adam-family LR clamped to O5.2's range, low confidence", f"{_O} §4.2", "update_rule",
+         {"beta": 0.9}),
+    Rule("O5.1", "advised optimizer is in the Adam family (adamw, lamb)",
+         "explains β1, β2 and bias correction", f"{_O} §5.1", "update_rule"),
+    Rule("O5.2", "advised optimizer is in the Adam family",
+         "defaults β1 0.9, β2 0.999, ε 1e-8 unless a literature row overrides",
+         f"{_O} §5.2", "update_rule", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                                       "lr_range": (1e-4, 1e-3)}),
+    Rule("O5.3", "advised optimizer uses weight decay with adaptive steps",
+         "use decoupled decay (AdamW), not L2 in Adam's gradient", f"{_O} §5.3", "update_rule"),
+    Rule("W6", "advised optimizer uses weight decay with adaptive steps",
+         "same as O5.3: L2 in Adam is scaled by the adaptive rate; prefer AdamW", f"{_W} §6",
+         "update_rule"),
+    Rule("W4", "advised optimizer is SGD with weight decay",
+         "explains that L2 with SGD equals decay by (1 − 2ηλ)", f"{_W} §4", "update_rule"),
+    Rule("O5.4", "advised optimizer is Adafactor or LAMB",
+         "names the variant and why (memory: Adafactor; large batch: LAMB)", f"{_O} §5.4",
+         "update_rule"),
+    # --- batch size ---------------------------------------------------------------------------
+    Rule("O2.2a", "the LR was scaled for a batch size, or the batch is large",
+         "explains the noise/generalisation trade-off of the batch size", f"{_O} §2.2",
+         "informational"),
+    Rule("O2.2b", "a reference recipe is given and the optimizer is SGD",
+         "linear scaling: batch × k ⇒ LR × k", f"{_O} §2.2"),
+    # --- schedules ------------------------------------------------------------------------------
+    Rule("O6.1", "the advised schedule decays", "explains why the LR decays over the run",
+         f"{_O} §6.1", "informational"),
+    Rule("O6.2", "the advised schedule has a warmup", "linear warmup (reasons: early large "
+         "gradients, Adam's v̂ settling, BatchNorm statistics)", f"{_O} §6.2"),
+    Rule("O6.2b", "a warmup is advised",
+         "warmup at most 5 % of the run (and 1–5 % or 1,000–10,000 steps)", f"{_O} §6.2",
+         params={"max_fraction": 0.05, "min_fraction": 0.01, "steps": (1000, 10000)}),
+    Rule("O6.3a", "task is image classification with a CNN and the run is given in epochs "
+         "(enough of them to put three decays on distinct epoch boundaries)",
+         "step decay as Goyal trained ResNet-50: warmup_step, × 0.1 at 1/3, 2/3 and 8/9 of the "
+         "epochs (30, 60, 80 of 90), on epoch boundaries", f"{_O} §6.3"),
+    Rule("O6.3b", "the advised schedule is warmup_cosine", "cosine annealing to min_lr",
+         f"{_O} §6.3"),
+    Rule("O6.3c", "encoder fine-tuning, or adapter (LoRA) fine-tuning without QLoRA's memory "
+         "budget: the recipes published with linear decay (BERT, RoBERTa, LoRA)",
+         "warmup_linear: linear warmup then linear decay to 0 on the last step", f"{_O} §6.3"),
+    Rule("O6.3d", "architecture is an encoder-decoder trained with Adafactor (T5) from scratch",
+         "inverse square root schedule after warmup", f"{_O} §6.3"),
+    Rule("O6.4", "task is LLM pre-training",
+         "warmup 2,000 steps then cosine to η_min = 0.1 η_max", f"{_O} §6.4",
+         params={"warmup_steps": 2000, "min_lr_ratio": 0.1}),
+    # --- practical guidelines -------------------------------------------------------------------
+    Rule("O7.1", "always", "optimizer by task: LLM → AdamW; fine-tuning → AdamW/Adafactor; CNN → "
+         "SGD + momentum; large batch → LAMB; memory-tight → Adafactor", f"{_O} §7.1",
+         params={"large_batch": 8192}),
+    Rule("O7.2", "task is LLM pre-training or a fine-tune",
+         "LR ranges: pre-training 1e-4…3e-4, fine-tuning 1e-5…5e-5; larger model ⇒ smaller LR; "
+         "warn when the advice leaves the range", f"{_O} §7.2",
+         params={"pretrain": (1e-4, 3e-4), "finetune": (1e-5, 5e-5),
+                 "finetune_anchors": ((1e8, 5e-5), (1e11, 1e-5))}),
+    Rule("O7.3", "decoupled weight decay is advised",
+         "λ in 0.01…0.1; never on biases or LayerNorm; larger models somewhat larger λ",
+         f"{_O} §7.3", params={"range": (0.01, 0.1)}),
+    Rule("O7.4", "always (the clip value is set per task)",
+         "clip the global gradient norm at τ = 1.0; essential for LLMs", f"{_O} §7.4",
+         params={"clip_norm": 1.0}),
+    Rule("O7.5", "diagnose endpoint; advice monitor list",
+         "NaN/Inf → lower LR, check clipping; plateau → raise LR, check warmup; oscillation → "
+         "lower LR, raise batch; overfitting → more weight decay, add dropout", f"{_O} §7.5",
+         "diagnostic"),
+    # --- weight decay ---------------------------------------------------------------------------
+    Rule("W7a", "always", "weight-decay search grid {0, 1e-5, 1e-4, 1e-3, 1e-2}", f"{_W} §7",
+         params={"grid": (0.0, 1e-5, 1e-4, 1e-3, 1e-2)}),
+    Rule("W7b", "coupled decay (SGD): always; decoupled: small data set",
+         "small data ⇒ larger λ, large data ⇒ smaller λ (log-log interpolation between "
+         "1e4 examples → 1e-2 and 1e6 examples → 1e-4)", f"{_W} §7",
+         params={"anchors": ((1e4, 1e-2), (1e6, 1e-4)), "small": 1e4}),
+    Rule("W7c", "any advice with weight decay",
+         "refused: 'λ ≈ 0.01/lr' conflicts with O7.3 and W7b (λ = 10 at lr 1e-3); not applied, "
+         "and the warning says what it would have given", f"{_W} §7 (GUIDELINES conflict note)",
+         "refusal", {"numerator": 0.01}),
+    Rule("W7d", "dropout > 0", "less weight decay with dropout: λ × max(0.5, 1 − p)", f"{_W} §7",
+         params={"floor": 0.5}),
+    Rule("W8", "diagnose with a validation loss; advice monitor list",
+         "over-fitting shows as validation loss rising while training loss falls", f"{_W} §8",
+         "diagnostic"),
+    Rule("W9", "architecture is linear", "L1 / elastic net for sparse features is mentioned; the "
+         "advice keeps L2 / decoupled decay", f"{_W} §9", "informational"),
+    Rule("W10a", "always", "some weight decay unless there is a reason (start 1e-4 / 1e-3)",
+         f"{_W} §10", params={"floor": 1e-4}),
+    Rule("W10b", "LR differs from the reference recipe's LR",
+         "warn: retune λ after changing the LR", f"{_W} §10", "informational"),
+    Rule("W10c", "always (parameter groups)",
+         "no decay on biases and normalization (BatchNorm etc.) parameters", f"{_W} §10"),
+    Rule("W10d", "always (monitor list)", "monitor ‖w‖₂ during training", f"{_W} §10",
+         "informational"),
+    Rule("W10e", "decoupled decay with a decaying schedule",
+         "the effective decay η·λ shrinks as the LR decays", f"{_W} §10", "informational"),
+    Rule("W11", "advised optimizer is AdamW or SGD",
+         "PyTorch form of the optimizer (AdamW(..., weight_decay=); SGD(..., momentum=0.9))",
+         f"{_W} §11", "informational"),
+    # --- literature rows ------------------------------------------------------------------------
+    Rule("L-GPT3", "task is LLM pre-training",
+         "peak LR by log-log interpolation over parameters between GPT-3's sizes, with each "
+         "size's batch (tokens); β2 = 0.95, ε 1e-8, wd 0.1, clip 1.0, cosine to 10 %",
+         "Brown et al. 2020, 'Language Models are Few-Shot Learners', Table 2.1 and App. B",
+         "literature",
+         {"anchors": ((125e6, 6.0e-4, 0.5e6), (350e6, 3.0e-4, 0.5e6), (760e6, 2.5e-4, 0.5e6),
+                      (1.3e9, 2.0e-4, 1e6), (2.7e9, 1.6e-4, 1e6), (6.7e9, 1.2e-4, 2e6),
+                      (13e9, 1.0e-4, 2e6), (175e9, 0.6e-4, 3.2e6)),
+          "beta2": 0.95, "weight_decay": 0.1}),
+    Rule("L-LLAMA", "task is LLM pre-training or full fine-tuning of a decoder",
+         "AdamW β 0.9/0.95, wd 0.1, clip 1.0, 2,000 warmup steps, cosine to 10 %",
+         "Touvron et al. 2023, 'LLaMA', §2.2", "literature",
+         {"beta2": 0.95, "weight_decay": 0.1, "warmup_steps": 2000, "min_lr_ratio": 0.1}),
+    Rule("L-KAPLAN20", "task is LLM pre-training and N inside Kaplan's fitted range",
+         "cross-check LR(N) ≈ 0.003239 − 0.0001395 ln N widens the LR search range to include it",
+         "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', App. D.6 (eq. D.1)",
+         "literature", {"a": 0.003239, "b": 0.0001395, "n_range": (1e6, 1.5e9)}),
+    Rule("L-MALLADI22", "reference recipe given (or LLM pre-training anchor batch) and the "
+         "optimizer is Adam-family",
+         "square-root scaling: batch × κ ⇒ LR × √κ (factor clamped to [1/16, 4])",
+         "Malladi et al. 2022, 'On the SDEs and Scaling Rules for Adaptive Gradient Algorithms'",
+         "literature", {"clamp": (1 / 16, 4.0)}),
+    Rule("L-GOYAL17", "task is image classification with a CNN",
+         "SGD (Nesterov) momentum 0.9, LR 0.1 × B/256, wd 1e-4 (ImageNet scale), 90 epochs, "
+         "× 0.1 at epochs 30, 60, 80; 5-epoch gradual warmup for large minibatches (B > 256; "
+         "the B = 256 reference LR 0.1 is He 2016's, without it); linear scaling holds up to ~8k",
+         "Goyal et al. 2017, 'Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour', §2.1, "
+         "§2.2, §5.1", "literature",
+         {"base_lr": 0.1, "base_batch": 256, "warmup_epochs": 5, "warmup_above_batch": 256,
+          "epochs": 90, "milestone_epochs": (30, 60, 80), "gamma": 0.1, "min_epochs": 9,
+          "max_batch": 8192, "ratio_clamp": (1 / 256, 32.0)}),
+    Rule("L-HE19", "task is image classification with a CNN and the run is given in steps (or "
+         "too few epochs for Goyal's three epoch-boundary decays)",
+         "cosine decay to 0 (with Goyal's warmup rule) instead of step decay: He et al. found "
+         "it as good or better, and it needs no epoch boundaries",
+         "He et al. 2019, 'Bag of Tricks for Image Classification with CNNs', §5.1", "literature",
+         {"min_lr_ratio": 0.0}),
+    Rule("L-DEIT", "task is vision transformer",
+         "AdamW, LR 5e-4 × B/512 at B = 512 (sqrt-scaled here), wd 0.05, 5-epoch warmup, cosine",
+         "Touvron et al. 2021, 'Training data-efficient image transformers', Table 9", "literature",
+         {"base_lr": 5e-4, "base_batch": 512, "weight_decay": 0.05, "warmup_epochs": 5}),
+    Rule("L-BERT", "task is encoder fine-tuning",
+         "AdamW, LR 2e-5…5e-5 (smaller for larger models), wd 0.01, warmup 10 % then linear "
+         "decay to 0",
+         "Devlin et al. 2019, 'BERT', §A.3; google-research/bert optimization.py", "literature",
+         {"anchors": ((1e8, 5e-5), (1e9, 1e-5)), "weight_decay": 0.01}),
+    Rule("L-ROBERTA", "task is encoder fine-tuning",
+         "GLUE fine-tuning: warmup 6 % of steps then linear decay to 0, LR 1e-5…3e-5, wd 0.1, "
+         "β2 0.98, ε 1e-6 (the advice keeps BERT's wd 0.01: a request cannot tell the two apart)",
+         "Liu et al. 2019, 'RoBERTa', Table 10 (GLUE fine-tuning)", "literature",
+         {"warmup_fraction": 0.06}),
+    Rule("L-ALPACA", "task is full fine-tuning of an LLM",
+         "AdamW LR 2e-5 at 7B, cosine, warmup 3 %", "Taori et al. 2023, Stanford Alpaca README "
+         "(training hyperparameters)", "literature", {"warmup_fraction": 0.03}),
+    Rule("L-T5", "architecture is an encoder-decoder (T5 family)",
+         "Adafactor, no weight decay; pre-train LR 0.01 inverse sqrt after 10^4 steps; "
+         "fine-tune constant 1e-3", "Raffel et al. 2020, 'T5', §3.1.2 and §3.1.3", "literature",
+         {"pretrain_lr": 1e-2, "finetune_lr": 1e-3, "warmup_steps": 10000}),
+    Rule("L-LORA", "task is parameter-efficient fine-tuning",
+         "AdamW LR 2e-4 (≤ 13B; 1e-4 ≥ 33B), wd 0.01, warmup, linear decay to 0",
+         "Hu et al. 2021, 'LoRA', Table 11 (GPT-2 M/L E2E); Dettmers et al. 2023 QLoRA App. B.2",
+         "literature", {"anchors": ((13e9, 2e-4), (33e9, 1e-4)), "weight_decay": 0.01,
+                        "warmup_fraction": 0.03}),
+    Rule("L-QLORA", "task is parameter-efficient fine-tuning and memory is tight",
+         "quantized base + LoRA: paged AdamW, constant LR after 3 % warmup, clip 0.3 (adapter "
+         "optimizer state is small, so O7.1's Adafactor is not needed); no weight decay",
+         "Dettmers et al. 2023, 'QLoRA', App. B.2; artidoro/qlora qlora.py defaults", "literature",
+         {"clip_norm": 0.3, "warmup_fraction": 0.03, "weight_decay": 0.0}),
+    Rule("L-LAMB", "batch size ≥ O7.1's large-batch threshold (not a CNN)",
+         "LAMB with the Adam-family LR scaled by √ of the batch ratio, wd 0.01",
+         "You et al. 2020, 'Large Batch Optimization for Deep Learning: Training BERT in 76 "
+         "minutes', §4", "literature", {"weight_decay": 0.01}),
+    # --- transfer rows: the user chose an optimizer other than O7.1's pick --------------------
+    Rule("L-LION", "the user chose Lion",
+         "LR = the AdamW advice ÷ 3 and decoupled λ = AdamW's × 3 (lr·λ unchanged, capped at "
+         "1.0); betas (0.9, 0.99); same schedule shape as AdamW",
+         "Chen et al. 2023, 'Symbolic Discovery of Optimization Algorithms', §5 (LR 3-10x "
+         "smaller, λ 3-10x larger than AdamW; β 0.9/0.99), as quoted in lucidrains/lion-pytorch "
+         "README, whose runs found 3x better than 10x for language modelling", "literature",
+         {"lr_divisor": 3.0, "betas": (0.9, 0.99), "max_weight_decay": 1.0}),
+    Rule("L-ADAFACTOR", "Adafactor without a T5-style recipe (not an encoder-decoder)",
+         "external LR = the AdamW advice, with relative_step=False, scale_parameter=False, "
+         "warmup_init=False (a manual schedule), warmup kept",
+         "Hugging Face transformers.Adafactor docstring ('To use a manual (external) learning "
+         "rate schedule you should set scale_parameter=False and relative_step=False')",
+         "literature"),
+    Rule("L-SGD-XFER", "the user chose SGD for a task whose SGD recipe is not known (not CNN)",
+         "LRs do not transfer between SGD and adaptive methods: vision (ViT) → Goyal's "
+         "0.1 × B/256, confidence − 0.15; other tasks → W11's SGD(lr=0.01) as a guess, "
+         "confidence − 0.3 and an LR search range of three decades",
+         "Goyal et al. 2017 §2.1 (0.1 × kn/256, stated for ResNet/ImageNet); W11's PyTorch "
+         "example; the three-decade range is this project's choice", "literature",
+         {"vision_base_lr": 0.1, "vision_base_batch": 256, "guess_lr": 0.01,
+          "guess_decades": 3.0}),
+)
+
+RULES_BY_ID: MappingProxyType[str, Rule] = MappingProxyType({r.id: r for r in RULES})
+
+GUIDELINE_IDS: tuple[str, ...] = tuple(r.id for r in RULES if not r.id.startswith("L-"))
+LITERATURE_IDS: tuple[str, ...] = tuple(r.id for r in RULES if r.id.startswith("L-"))
+
+
+def _version(rules: tuple[Rule, ...]) -> str:
+    # The hash covers every field, params included: a changed constant changes every cache key.
+    payload = json.dumps([asdict(r) for r in rules], sort_keys=True, ensure_ascii=False,
+                         default=list)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+RULES_VERSION: str = _version(RULES)
+
+
+def param(rule_id: str, name: str) -> Any:
+    """A constant from a row: the engine reads numbers from the table, never its own copies."""
+    return RULES_BY_ID[rule_id].params[name]

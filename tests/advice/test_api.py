@@ -1,0 +1,123 @@
+"""HTTP: /v1/advice (+ real Redis cache in DB 13, and with the cache down), batch, schedule
+preview, diagnose, and problem+json for bad fields."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+
+CACHE_URL = "redis://127.0.0.1:6379/13"
+SPEC: dict[str, Any] = {"task": "llm_pretrain", "architecture": "decoder_transformer",
+                        "param_count": 125_000_000, "batch_size": 256, "seq_len": 2048,
+                        "dataset_size": 3 * 10**11, "dataset_unit": "tokens",
+                        "total_steps": 572_000}
+
+
+@pytest.fixture()
+def client():
+    r = redis.Redis.from_url(CACHE_URL)
+    for key in r.scan_iter("advice:*"):
+        r.delete(key)
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL))
+    with TestClient(app) as c:
+        yield c
+    for key in r.scan_iter("advice:*"):
+        r.delete(key)
+    r.close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_advice_is_cached_in_redis(client: TestClient) -> None:
+    first = client.post("/v1/advice", json=SPEC)
+    assert first.status_code == 200 and first.json()["cached"] is False
+    keys = list(redis.Redis.from_url(CACHE_URL).scan_iter("advice:*"))
+    assert len(keys) == 1
+    # same request, different field order and defaults spelt out: same key
+    again = client.post("/v1/advice", json={**dict(reversed(SPEC.items())), "dropout": 0.0})
+    assert again.json()["cached"] is True
+    body1, body2 = first.json(), again.json()
+    body1.pop("cached"), body2.pop("cached")
+    assert body1 == body2 and body1["optimizer"]["name"] == "adamw"
+
+
+def test_advice_answers_with_the_cache_down() -> None:
+    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    app = create_app(Settings(redis_url=url, cache_redis_url=url))
+    with TestClient(app) as c:
+        t0 = time.perf_counter()
+        for _ in range(5):
+            r = c.post("/v1/advice", json=SPEC)
+            assert r.status_code == 200 and r.json()["cached"] is False
+        assert time.perf_counter() - t0 < 3.0
+
+
+def test_validation_names_every_bad_field(client: TestClient) -> None:
+    r = client.post("/v1/advice", json={"task": "llm_pretrain", "param_count": 0,
+                                        "batch_size": 8, "dataset_size": 10,
+                                        "total_steps": 5, "epochs": 1, "dropout": 1.5})
+    assert r.status_code == 422
+    assert r.headers["content-type"].startswith("application/problem+json")
+    errors = {e["field"]: e for e in r.json()["errors"]}
+    assert errors["body.param_count"]["allowed"] == ">= 1"
+    assert errors["body.dropout"]["allowed"] == "< 1.0"
+    assert "seq_len is required" in errors["body.seq_len"]["message"]
+    assert "exactly one of total_steps or epochs" in errors["body.epochs"]["message"]
+    r = client.post("/v1/advice", json={**SPEC, "task": "nope"})
+    assert r.json()["errors"][0]["field"] == "body.task" and "allowed" in r.json()["errors"][0]
+
+
+def test_batch_reports_partial_failures(client: TestClient) -> None:
+    items = [SPEC, {**SPEC, "param_count": -1}, {**SPEC, "batch_size": 512}]
+    r = client.post("/v1/advice/batch", json={"items": items})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["succeeded"] == 2 and body["failed"] == 1
+    bad = body["results"][1]
+    assert bad["status"] == 422 and bad["problem"]["errors"][0]["field"] == "items[1].param_count"
+    assert body["results"][2]["advice"]["optimizer"]["lr"] > body["results"][0]["advice"][
+        "optimizer"]["lr"]
+
+
+def test_batch_item_limit_comes_from_settings() -> None:
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
+                              advice_batch_max_items=2))
+    with TestClient(app) as c:
+        r = c.post("/v1/advice/batch", json={"items": [SPEC] * 3})
+    assert r.status_code == 422 and r.json()["errors"][0]["allowed"] == "max length 2"
+
+
+def test_schedule_preview(client: TestClient) -> None:
+    spec = {"name": "warmup_cosine", "max_lr": 1e-3, "warmup_steps": 10, "total_steps": 101}
+    r = client.post("/v1/schedules/preview",
+                    json={"schedule": spec, "total_steps": 101, "n_points": 3})
+    body = r.json()
+    assert body["steps"] == [0, 50, 100]
+    assert body["lrs"][0] == pytest.approx(1e-4) and body["lrs"][-1] == pytest.approx(1e-4)
+    bad = client.post("/v1/schedules/preview", json={"schedule": {**spec, "max_lr": -1},
+                                                     "total_steps": 10})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == (
+        "body.schedule.warmup_cosine.max_lr")
+
+
+def test_diagnose_endpoint(client: TestClient) -> None:
+    r = client.post("/v1/diagnose", json={"loss": [2.0, 1.5, None, 1.0, 0.9],
+                                          "lr": [1e-3] * 5})
+    finding = r.json()["findings"][0]
+    assert finding["kind"] == "nan_inf" and finding["change"]["lr"]["to"] == pytest.approx(1e-4)
+    bad = client.post("/v1/diagnose", json={"loss": [1, 2, 3, 4], "lr": [1e-3]})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.lr"

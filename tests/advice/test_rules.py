@@ -1,0 +1,182 @@
+"""One test per rule row: a spec that triggers it, the row recorded as fired, and its effect
+seen in the output (for informational rows: the rationale or a warning cites it)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from optim_core.advice.diagnose import TrainingLog, diagnose
+from optim_core.advice.models import Advice
+from optim_core.advice.rules import RULES, RULES_BY_ID, RULES_VERSION, _version
+from tests.advice.conftest import run
+
+LLM = dict(task="llm_pretrain", architecture="decoder_transformer", param_count=1_300_000_000,
+           batch_size=512, seq_len=2048, dataset_size=10**11, dataset_unit="tokens",
+           total_steps=100_000)
+CNN = dict(task="image_classification_cnn", architecture="cnn", param_count=25_000_000,
+           batch_size=256, dataset_size=1_281_167, epochs=90, normalization=["batchnorm"])
+ENC = dict(task="encoder_finetune", architecture="encoder_transformer", param_count=110_000_000,
+           batch_size=32, seq_len=128, dataset_size=100_000, epochs=3)
+PEFT = dict(task="llm_finetune_peft", param_count=7_000_000_000, batch_size=16, seq_len=512,
+            dataset_size=50_000, epochs=2)
+T5 = dict(task="llm_pretrain", architecture="encoder_decoder_transformer",
+          param_count=220_000_000, batch_size=128, seq_len=512, dataset_size=10**10,
+          dataset_unit="tokens", total_steps=500_000)
+
+
+def cites(a: Advice, rid: str, field: str | None = None) -> bool:
+    return any(rid in e.rule_ids and (field is None or e.field == field) for e in a.rationale)
+
+
+def warns(a: Advice, rid: str) -> str:
+    return " ".join(w.text for w in a.warnings if rid in w.rule_ids)
+
+
+Check = Callable[[Advice], bool]
+CASES: dict[str, tuple[dict[str, Any], Check]] = {
+    "O1.2": (LLM, lambda a: a.optimizer.lr > 0),
+    "O2.1": (CNN, lambda a: a.optimizer.name == "sgd"),
+    "O3.1": (CNN, lambda a: a.optimizer.momentum == 0.9),
+    "O3.2": (CNN, lambda a: a.optimizer.nesterov is False and cites(a, "O3.2", "optimizer.nesterov")),
+    "O4.1": ({**ENC, "reference": {"batch_size": 32, "lr": 1e-2, "optimizer": "adagrad"}},
+             lambda a: "stall" in warns(a, "O4.1")),
+    "O4.2": ({**ENC, "reference": {"batch_size": 32, "lr": 1e-3, "optimizer": "rmsprop"}},
+             lambda a: "RMSprop" in warns(a, "O4.2")),
+    "O5.1": (LLM, lambda a: a.optimizer.betas is not None and cites(a, "O5.1", "optimizer.betas")),
+    "O5.2": (ENC, lambda a: a.optimizer.betas == (0.9, 0.999) and a.optimizer.eps == 1e-8),
+    "O5.3": (LLM, lambda a: a.optimizer.name == "adamw" and a.optimizer.weight_decay > 0),
+    "W6": ({**ENC, "reference": {"batch_size": 32, "lr": 3e-5, "optimizer": "adam_l2"}},
+           lambda a: a.optimizer.name == "adamw" and "L2" in warns(a, "W6")),
+    "W4": (CNN, lambda a: cites(a, "W4", "optimizer.weight_decay")),
+    "O5.4": ({**LLM, "memory_tight": True}, lambda a: a.optimizer.name == "adafactor"),
+    "O2.2a": ({**ENC, "reference": {"batch_size": 16, "lr": 2e-5}},
+              lambda a: a.batch_scaling.applied and cites(a, "O2.2a", "batch_scaling")),
+    "O2.2b": ({**CNN, "reference": {"batch_size": 256, "lr": 0.1, "optimizer": "sgd"},
+               "batch_size": 1024}, lambda a: math.isclose(a.optimizer.lr, 0.4)),
+    "O6.1": (LLM, lambda a: a.schedule.min_lr < a.schedule.peak_lr),
+    "O6.2": (LLM, lambda a: a.schedule.warmup_steps > 0),
+    "O6.2b": ({**LLM, "total_steps": 10_000}, lambda a: a.schedule.warmup_steps == 500),
+    "O6.3a": (CNN, lambda a: cites(a, "O6.3a", "schedule.name") and a.schedule.name == "warmup_step"
+              and a.schedule.spec["milestones"] == [30 * 5005, 60 * 5005, 80 * 5005]
+              and a.schedule.spec["gamma"] == 0.1),
+    "O6.3b": (LLM, lambda a: a.schedule.name == "warmup_cosine"),
+    "O6.3c": (ENC, lambda a: cites(a, "O6.3c", "schedule.name") and a.schedule.name == "warmup_linear"
+              and a.schedule.min_lr == 0.0),
+    "O6.3d": (T5, lambda a: a.schedule.name == "inverse_sqrt"),
+    "O6.4": (LLM, lambda a: a.schedule.warmup_steps == 2000
+             and math.isclose(a.schedule.min_lr, 0.1 * a.schedule.peak_lr)),
+    "O7.1": (CNN, lambda a: a.optimizer.name == "sgd"),
+    "O7.2": ({**LLM, "param_count": 125_000_000}, lambda a: "O7.2" in " ".join(
+        r for w in a.warnings for r in w.rule_ids) and a.optimizer.lr > 3e-4),
+    "O7.3": (LLM, lambda a: 0.01 <= a.optimizer.weight_decay <= 0.1
+             and any("layernorm" in g for g in a.param_groups.no_decay)),
+    "O7.4": (LLM, lambda a: a.clip_norm == 1.0),
+    "W7a": (LLM, lambda a: {0.0, 1e-5, 1e-4, 1e-3, 1e-2} <= set(a.search.weight_decay_grid)),
+    "W7b": ({**CNN, "dataset_size": 10_000}, lambda a: math.isclose(a.optimizer.weight_decay,
+                                                                     1e-2)),
+    "W7c": (LLM, lambda a: "not applied" in warns(a, "W7c")),
+    "W7d": ({**CNN, "dataset_size": 10_000, "dropout": 0.3},
+            lambda a: math.isclose(a.optimizer.weight_decay, 0.007)),
+    "W9": ({"architecture": "linear"}, lambda a: "L1" in warns(a, "W9")),
+    "W10a": ({**CNN, "dataset_size": 10**8}, lambda a: a.optimizer.weight_decay == 1e-4),
+    "W10b": ({**ENC, "reference": {"batch_size": 16, "lr": 2e-5}},
+             lambda a: "retune" in warns(a, "W10b")),
+    "W10c": (CNN, lambda a: any("batchnorm" in g for g in a.param_groups.no_decay)
+             and "bias" in a.param_groups.no_decay),
+    "W10d": (LLM, lambda a: any("W10d" in m for m in a.monitor)),
+    "W10e": (LLM, lambda a: "shrinks" in warns(a, "W10e")),
+    "W11": (CNN, lambda a: "torch.optim.SGD" in a.artefacts.pytorch),
+    "L-GPT3": ({**LLM, "param_count": 350_000_000, "batch_size": 244},
+               lambda a: math.isclose(a.optimizer.lr, 3e-4, rel_tol=0.01)
+               and a.optimizer.betas == (0.9, 0.95)),
+    "L-LLAMA": (LLM, lambda a: a.optimizer.betas[1] == 0.95 and a.optimizer.weight_decay == 0.1),
+    "L-KAPLAN20": ({**LLM, "param_count": 100_000_000},
+                   lambda a: a.search.lr_range[1] >= 3 * (0.003239 - 0.0001395
+                                                           * math.log(1e8)) * 0.999),
+    "L-MALLADI22": ({**ENC, "reference": {"batch_size": 32, "lr": 3e-5}, "batch_size": 128},
+                    lambda a: math.isclose(a.optimizer.lr, 6e-5)),
+    "L-GOYAL17": ({**CNN, "batch_size": 512}, lambda a: math.isclose(a.optimizer.lr, 0.2)),
+    "L-HE19": ({**CNN, "total_steps": 100_000},  # given in steps: no epochs for Goyal's decays
+               lambda a: a.schedule.name == "warmup_cosine" and a.schedule.min_lr == 0.0),
+    "L-DEIT": (dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
+                    batch_size=512, dataset_size=1_281_167, epochs=300),
+               lambda a: math.isclose(a.optimizer.lr, 5e-4) and a.optimizer.weight_decay == 0.05),
+    "L-BERT": ({**ENC, "param_count": 100_000_000},
+               lambda a: math.isclose(a.optimizer.lr, 5e-5)),
+    "L-ROBERTA": (ENC, lambda a: a.schedule.warmup_steps == round(0.05 * a.schedule.total_steps)),
+    "L-ALPACA": (dict(task="llm_finetune_full", param_count=7_000_000_000, batch_size=128,
+                      seq_len=512, dataset_size=52_000, epochs=3),
+                 lambda a: a.schedule.warmup_steps == round(0.03 * a.schedule.total_steps)),
+    "L-T5": (T5, lambda a: a.optimizer.name == "adafactor" and a.optimizer.lr == 1e-2
+             and a.optimizer.weight_decay == 0.0),
+    "L-LORA": (PEFT, lambda a: math.isclose(a.optimizer.lr, 2e-4)),
+    "L-QLORA": ({**PEFT, "memory_tight": True}, lambda a: a.clip_norm == 0.3
+                and a.schedule.name == "linear_warmup" and a.optimizer.name == "adamw"),
+    "L-LAMB": ({**ENC, "batch_size": 16_384}, lambda a: a.optimizer.name == "lamb"),
+    # transfer rows: LLM's own advice is AdamW 2.06e-4 / λ 0.1 (L-GPT3 at 1.3B, √-scaled batch)
+    "L-LION": ({**LLM, "optimizer": "lion"},
+               lambda a: a.optimizer.name == "lion" and a.optimizer.betas == (0.9, 0.99)
+               and math.isclose(a.optimizer.lr, run(**LLM).optimizer.lr / 3, rel_tol=0.01)
+               and math.isclose(a.optimizer.weight_decay, 0.3)),
+    "L-ADAFACTOR": ({**ENC, "optimizer": "adafactor"},
+                    lambda a: a.optimizer.name == "adafactor"
+                    and a.optimizer.lr == run(**ENC).optimizer.lr
+                    and "relative_step=False" in " ".join(
+                        e.text for e in a.rationale if e.field == "optimizer.lr")),
+    # 7B: outside Kaplan's fit, so only the three-decade widening moves the search range
+    "L-SGD-XFER": ({**LLM, "param_count": 7_000_000_000, "optimizer": "sgd"},
+                   lambda a: a.optimizer.lr == 0.01 and a.confidence < run(**LLM).confidence
+                   and math.isclose(a.search.lr_range[1] / a.search.lr_range[0], 1000.0)),
+}
+DIAGNOSTIC = {"O7.5", "W8"}
+
+
+@pytest.mark.parametrize("rule_id", sorted(CASES))
+def test_rule_fires_with_its_effect(rule_id: str) -> None:
+    spec, check = CASES[rule_id]
+    advice = run(**spec)
+    assert rule_id in advice.rules_fired, (rule_id, advice.rules_fired)
+    assert check(advice), rule_id
+
+
+@pytest.mark.parametrize("rule_id", sorted(DIAGNOSTIC))
+def test_diagnostic_rules_drive_diagnose(rule_id: str) -> None:
+    train = [3 * math.exp(-i / 30) + 0.5 for i in range(200)]
+    val = [2 * math.exp(-i / 4) + 0.8 + (0.05 * (i - 8) if i > 8 else 0) for i in range(20)]
+    d = diagnose(TrainingLog(loss=train, val_loss=val, val_steps=[i * 10 for i in range(20)],
+                             weight_decay=0.01))
+    finding = next(f for f in d.findings if rule_id in f.rule_ids)
+    assert finding.kind == "overfitting" and finding.change["weight_decay"]["to"] > 0.01
+    # the advice's monitor list cites them too
+    assert any(rule_id in m for m in run(**LLM).monitor)
+
+
+def test_every_row_has_a_test_and_ids_are_unique() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == set(CASES) | DIAGNOSTIC
+
+
+def test_every_guideline_id_is_a_row() -> None:
+    import pathlib
+    import re
+
+    # ../shared/ sits beside the checkout (read-only input, also on CI).
+    text = pathlib.Path(__file__).resolve().parents[3] / "shared" / "GUIDELINES.md"
+    if not text.exists():
+        pytest.skip("shared GUIDELINES.md not mounted")
+    found = set(re.findall(r"^\| (O\d\.\d[a-d]?|W\d+[a-e]?)(?: / (W\d+))? \|", text.read_text(),
+                           re.M))
+    flat = {i for pair in found for i in pair if i}
+    assert flat <= set(RULES_BY_ID), flat - set(RULES_BY_ID)
+
+
+def test_rules_version_is_a_hash_of_the_table() -> None:
+    assert _version(RULES) == RULES_VERSION
+    changed = (RULES[0].__class__(**{**RULES[0].__dict__, "effect": "x"}), *RULES[1:])
+    assert _version(changed) != RULES_VERSION
+    assert run(**LLM).rules_version == RULES_VERSION
