@@ -1,0 +1,224 @@
+"""Helpers shared by the job service's tests and benchmark: an isolated Redis namespace, a real
+Celery worker subprocess, specs of tiny jobs, and polling with a deadline."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+JOBS_TEST_REDIS_URL = os.environ.get("OPTIM_JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T | None], timeout: float, interval: float = 0.05,
+               what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """A per-session slice of Redis: its own DB and key prefixes, shared via OPTIM_* env."""
+
+    redis_url: str
+    uid: str
+
+    @property
+    def broker_prefix(self) -> str:
+        return f"t{self.uid}:"
+
+    @property
+    def jobs_prefix(self) -> str:
+        return f"t{self.uid}:optim:"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPTIM_")}
+        env.update({
+            "OPTIM_REDIS_URL": self.redis_url,
+            "OPTIM_BROKER_KEY_PREFIX": self.broker_prefix,
+            "OPTIM_JOBS_KEY_PREFIX": self.jobs_prefix,
+            "OPTIM_JOB_MAX_DELIVERIES": "2",
+            "OPTIM_JOB_SOFT_TIME_LIMIT_S": "120",
+            "OPTIM_JOB_HARD_TIME_LIMIT_S": "150",
+            "OPTIM_JOB_CANCEL_POLL_S": "0.2",
+            "OPTIM_WORKER_HEARTBEAT_TTL_S": "6",
+            "OPTIM_WORKER_SOFT_SHUTDOWN_TIMEOUT_S": "3",
+            "OPTIM_LOG_FORMAT": "json",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+            "OMP_NUM_THREADS": "1",
+        })
+        env.update(extra)
+        return env
+
+    def settings_kwargs(self) -> dict[str, Any]:
+        return {"redis_url": self.redis_url, "broker_key_prefix": self.broker_prefix,
+                "jobs_key_prefix": self.jobs_prefix, "worker_heartbeat_ttl_s": 6,
+                "job_soft_time_limit_s": 120, "job_hard_time_limit_s": 150}
+
+    def cleanup(self) -> None:
+        client = redis.Redis.from_url(self.redis_url)
+        # advice:v1:* are advice-cache entries the integration tests make (a cache: safe to drop)
+        for pattern in (f"{self.broker_prefix}*", f"_kombu.binding.*{self.uid}*", "advice:v1:*"):
+            keys = list(client.scan_iter(match=pattern, count=500))
+            for i in range(0, len(keys), 500):
+                client.unlink(*keys[i:i + 500])
+        client.close()
+
+
+def new_namespace() -> Namespace:
+    return Namespace(JOBS_TEST_REDIS_URL, uuid.uuid4().hex[:10])
+
+
+class WorkerProcess:
+    """One real ``celery worker`` (prefork) subprocess against real Redis."""
+
+    def __init__(self, ns: Namespace, *, concurrency: int = 2, queues: str = "cpu",
+                 log_path: pathlib.Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.ns = ns
+        self.hostname = f"it-{ns.uid}@{socket.gethostname()}"
+        self.log_path = log_path or ROOT / ".run" / f"worker-{ns.uid}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+               "-P", "prefork", "-c", str(concurrency), "-Q", queues, "-n", self.hostname,
+               "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=ns.env(**(env or {})), stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        client = redis.Redis.from_url(self.ns.redis_url)
+        key = f"{self.ns.jobs_prefix}worker:{self.hostname}"
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}): {self.tail()}")
+            return bool(client.exists(key))
+
+        try:
+            wait_until(ready, timeout, 0.2, "the worker's heartbeat")
+        finally:
+            client.close()
+
+    def tail(self, n: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+def tiny_range_test(seed: int = 0, *, num_steps: int = 80, **config: Any) -> dict[str, Any]:
+    """A range test that takes well under a second of CPU."""
+    return {
+        "experiment": {
+            "data": {"kind": "classification", "n_samples": 512, "n_features": 8,
+                     "n_classes": 3, "seed": 0},
+            "model": {"kind": "mlp", "hidden": [32]},
+            "batch_size": 32, "seed": seed,
+        },
+        "config": {"num_steps": num_steps, "start_lr": 1e-5, "end_lr": 10.0, "check_every": 5,
+                   **config},
+        "device": "cpu",
+    }
+
+
+def long_range_test(seed: int = 0) -> dict[str, Any]:
+    """A range test that runs for several seconds (no divergence stop): to cancel or kill."""
+    return {
+        "experiment": {
+            "data": {"kind": "classification", "n_samples": 4096, "n_features": 64,
+                     "n_classes": 4, "seed": 0},
+            "model": {"kind": "mlp", "hidden": [256, 256]},
+            "batch_size": 256, "seed": seed,
+        },
+        "config": {"num_steps": 5000, "start_lr": 1e-6, "end_lr": 1e-3, "check_every": 5,
+                   "stop_on_divergence": False, "val_every": 1000},
+        "device": "cpu",
+    }
+
+
+def tiny_trials(seed: int = 0) -> dict[str, Any]:
+    return {
+        "experiment": {
+            "data": {"kind": "classification", "n_samples": 512, "n_features": 8,
+                     "n_classes": 3, "seed": 0},
+            "model": {"kind": "mlp", "hidden": [16]},
+            "batch_size": 32, "seed": seed,
+        },
+        "config": {"steps": 40, "eval_every": 10, "center_lr": 0.01, "val_batches": 2,
+                   "default_optimizers": ["adamw"], "lr_factors": [0.3, 1.0, 3.0]},
+        "device": "cpu",
+    }
+
+
+class PrivateRedis:
+    """A redis-server with the broker's settings (AOF, noeviction) in a temporary directory."""
+
+    def __init__(self, data_dir: pathlib.Path) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", str(self.data_dir), "--appendonly", "yes", "--save", "",
+             "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        wait_until(lambda: _pings(client), 20, 0.05, "the private redis-server to answer")
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        # SHUTDOWN flushes the AOF; queued messages and job records survive. The server closes
+        # the connection as it exits, hence the suppressed ConnectionError.
+        with contextlib.suppress(redis.ConnectionError):
+            redis.Redis.from_url(self.url, socket_timeout=2).shutdown()
+        self.proc.wait(20)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

@@ -1,0 +1,1 @@
+"""Celery workers. Only the task bodies import torch, lazily; the app imports celery_app/names."""

@@ -1,0 +1,120 @@
+"""Worker lifecycle hooks: JSON logging, a heartbeat for /readyz, a warm drain on shutdown, no
+CUDA in the parent.
+
+The heartbeat is a thread started in ``worker_ready`` (the worker's main process) that refreshes
+``{jobs_key_prefix}worker:{hostname}`` (payload, with a TTL) and the hostname's score in the
+``{jobs_key_prefix}workers`` zset; the API reads live workers from the zset (no SCAN).
+
+Warm drain: Celery's warm shutdown (SIGTERM) waits for running jobs indefinitely and nothing asks
+them to stop, so an orchestrator's SIGKILL would leave them ``running`` with an unacked message
+for the whole visibility timeout. On ``worker_shutting_down`` (main process) this module sets
+``{jobs_key_prefix}worker:{hostname}:draining``; each running job's CancelPoller (pool child)
+sees it at its next poll, the job goes back to ``queued`` and its message back to the queue, and
+the worker exits within about one poll interval plus one training step. Nothing here imports
+torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import redis
+from celery.signals import setup_logging, worker_ready, worker_shutdown, worker_shutting_down
+
+from workers import logs
+
+log = logging.getLogger("workers.lifecycle")
+
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+
+
+@setup_logging.connect
+def _setup_logging(loglevel: Any = None, **_: Any) -> None:
+    logs.configure(loglevel or "INFO")
+
+
+def _client(timeout_s: float) -> redis.Redis:
+    from workers.celery_app import settings
+
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
+                                socket_connect_timeout=timeout_s)
+
+
+def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
+                    ttl: int) -> None:
+    from workers.celery_app import settings
+    from workers.jobstore import JobKeys, write_heartbeat
+
+    keys = JobKeys(settings.jobs_key_prefix)
+    interval = max(1.0, ttl / 3)
+    while not _stop.is_set():
+        try:
+            write_heartbeat(client, keys, hostname, payload, ttl)
+        except redis.RedisError as exc:  # keep beating; /readyz reports the gap
+            log.warning("heartbeat failed: %s", exc)
+        _stop.wait(interval)
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    global _thread
+    from workers.celery_app import settings
+    from workers.jobstore import JobKeys
+
+    hostname = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    client = _client(settings.redis_socket_timeout_s)
+    # A worker restarted under the same name must not inherit its predecessor's drain.
+    try:
+        client.delete(JobKeys(settings.jobs_key_prefix).draining(hostname))
+    except redis.RedisError as exc:
+        log.warning("could not clear a stale draining flag: %s", exc)
+    payload = {"hostname": hostname, "queues": queues, "pid": os.getpid()}
+    _stop.clear()
+    _thread = threading.Thread(target=_heartbeat_loop, name="optim-heartbeat", daemon=True,
+                               args=(client, hostname, payload, settings.worker_heartbeat_ttl_s))
+    _thread.start()
+    log.info("worker ready", extra={"hostname": hostname, "queues": queues})
+
+
+@worker_shutting_down.connect
+def _start_drain(sender: Any = None, how: str | None = None, **_: Any) -> None:
+    """Main process, from the signal handler: ask this worker's running jobs to hand
+    themselves back (see the module docstring). ``sender`` is the worker's hostname."""
+    from workers.celery_app import settings
+    from workers.jobstore import JobKeys
+
+    hostname = sender if isinstance(sender, str) else getattr(sender, "hostname", None)
+    if not hostname:
+        return
+    try:
+        client = _client(2.0)
+        try:
+            client.set(JobKeys(settings.jobs_key_prefix).draining(hostname), how or "Warm",
+                       ex=settings.worker_drain_ttl_s)
+        finally:
+            client.close()
+        log.info("draining: running jobs go back to the queue",
+                 extra={"hostname": hostname, "how": how})
+    except redis.RedisError as exc:  # then the shutdown waits for the jobs, as Celery would
+        log.warning("could not set the draining flag: %s", exc)
+
+
+@worker_shutdown.connect
+def _stop_heartbeat(sender: Any = None, **_: Any) -> None:
+    from workers.celery_app import settings
+    from workers.jobstore import JobKeys, forget_worker
+
+    _stop.set()
+    hostname = getattr(sender, "hostname", None)
+    if hostname:
+        try:
+            client = _client(2.0)
+            forget_worker(client, JobKeys(settings.jobs_key_prefix), hostname)
+            client.close()
+        except redis.RedisError:
+            pass

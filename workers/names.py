@@ -1,0 +1,23 @@
+"""Task and queue names: the API publishes by name and never imports the task bodies."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+RANGE_TEST_TASK: Final = "optim.jobs.range_test"
+TRIALS_TASK: Final = "optim.jobs.trials"
+
+JobKind = Literal["lr-range-test", "trials"]
+TASK_BY_KIND: Final[dict[str, str]] = {"lr-range-test": RANGE_TEST_TASK, "trials": TRIALS_TASK}
+
+CPU_QUEUE: Final = "cpu"
+GPU_QUEUE: Final = "gpu"
+QUEUES: Final = (CPU_QUEUE, GPU_QUEUE)
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATUSES: Final = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE_STATUSES: Final = frozenset({"queued", "running"})
+ALL_STATUSES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
+
+# Bump when the shape of a stored job result changes: it is part of every job's cache key.
+RESULT_SCHEMA_VERSION: Final = "1"
