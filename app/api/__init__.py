@@ -1,0 +1,1 @@
+"""HTTP routes. Routes validate, translate and delegate; they hold no domain logic."""

@@ -1,0 +1,122 @@
+"""Submitting, finding and cancelling jobs: cache keys, claims, routing and publishing.
+
+Rules (documented in the OpenAPI descriptions too):
+
+* A job's key is ``content_hash({kind, spec, device}, versions={optim_core, result_schema})`` where
+  ``spec`` is the request with its defaults filled in and without ``force``, ``priority`` and
+  ``labels`` (they do not change the answer) and ``device`` is where it will run (cpu/cuda).
+* The first submission claims the key atomically (a Lua script: ``SET NX`` + create the record);
+  an identical one while that job is queued or running gets the same job (202,
+  ``deduplicated: true``); once it succeeded, its stored result comes back at once (200,
+  ``cached: true``) until it expires (``job_result_ttl_s``). ``force: true`` always runs a new job
+  (which then owns the key). A failed or cancelled job releases the key (compare-and-delete).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import optim_core
+from app.problems import ProblemError
+from app.publish import JobPublisher, ServiceUnavailable, choose_queue
+from app.settings import Settings
+from optim_core.canonical import content_hash
+from workers.jobstore import AsyncJobStore, new_job_id
+from workers.names import RESULT_SCHEMA_VERSION
+
+log = logging.getLogger("app.job_service")
+
+
+@dataclass(frozen=True)
+class Submission:
+    record: dict[str, Any]
+    created: bool = False
+    cached: bool = False
+    deduplicated: bool = False
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    device: str = "auto"
+    force: bool = False
+    priority: int | None = None
+    labels: dict[str, str] | None = None
+
+
+def job_key(kind: str, spec: dict[str, Any], device: str) -> str:
+    return content_hash({"kind": kind, "spec": spec, "device": device},
+                        versions={"optim_core": optim_core.__version__,
+                                  "result_schema": RESULT_SCHEMA_VERSION})
+
+
+class JobService:
+    def __init__(self, store: AsyncJobStore, publisher: JobPublisher, settings: Settings) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.heartbeat_ttl_s = settings.worker_heartbeat_ttl_s
+
+    async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
+                     request_id: str | None) -> Submission:
+        queue, device = await choose_queue(opts.device, self.store, self.heartbeat_ttl_s)
+        key = job_key(kind, spec, device)
+        record = {"kind": kind, "queue": queue, "device": device,
+                  "requested_device": opts.device, "priority": opts.priority,
+                  "labels": opts.labels or {}, "request": spec, "request_id": request_id}
+        for _ in range(3):  # a stale claim (expired or ended job) is released, then retried
+            job_id = new_job_id()
+            sub = await self.store.submit(job_id, key, record, force=opts.force)
+            if sub.outcome == "created":
+                await self._publish(job_id, kind, spec, device, queue, opts, request_id)
+                rec = await self.store.get(job_id)
+                return Submission(rec or {**record, "id": job_id, "status": "queued"},
+                                  created=True)
+            existing = await self.get(sub.job_id)  # reaps a job whose worker is gone
+            if existing is None or existing["status"] in ("failed", "cancelled"):
+                await self.store.release_claim(key, sub.job_id)
+                continue
+            if existing["status"] == "succeeded":
+                return Submission(existing, cached=True)
+            return Submission(existing, deduplicated=True)
+        raise ServiceUnavailable("could not claim the job's key; try again")
+
+    async def _publish(self, job_id: str, kind: str, spec: dict[str, Any], device: str,
+                       queue: str, opts: JobOptions, request_id: str | None) -> None:
+        try:
+            await self.publisher.publish(kind=kind, job_id=job_id, request=spec, device=device,
+                                         queue=queue, priority=opts.priority,
+                                         request_id=request_id)
+        except ServiceUnavailable as exc:
+            doc = ProblemError(503, "The job could not be queued", str(exc),
+                               type_="broker-unavailable").to_dict()
+            with contextlib.suppress(Exception):  # the store may be down too: it then expires
+                await self.store.transition(job_id, "failed", allowed_from=["queued"],
+                                            fields={"problem": doc})
+            raise
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        """The job's record; a running job whose worker has stopped beating is failed here
+        (``worker-lost``) rather than shown as running until the broker redelivers it."""
+        record = await self.store.get(job_id)
+        if record is None or record["status"] != "running" or not record.get("worker"):
+            return record
+        worker = record["worker"]
+        doc = ProblemError(
+            500, "The job's worker was lost",
+            f"worker {worker} stopped sending heartbeats while running this job (its machine or "
+            "process is gone); submit the request again to run it anew",
+            type_="worker-lost", worker=worker).to_dict()
+        lost = await self.store.fail_if_worker_lost(job_id, worker,
+                                                    record.get("claim_key") or "", doc)
+        if lost == "lost":
+            log.warning("job failed: worker lost", extra={"job_id": job_id, "worker": worker})
+            return await self.store.get(job_id)
+        return record
+
+    async def cancel(self, job_id: str) -> tuple[str, dict[str, Any] | None]:
+        outcome = await self.store.request_cancel(job_id)
+        if outcome == "cancelled":
+            await self.publisher.revoke(job_id)
+        return outcome, await self.store.get(job_id)

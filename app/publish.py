@@ -1,0 +1,78 @@
+"""Publishing jobs to Celery from the API without blocking the event loop.
+
+``send_task`` is blocking network I/O (and can hang while the broker is down): it runs in a worker
+thread under a deadline, with Celery's bounded publish retry policy. Failing that, the caller gets
+:class:`ServiceUnavailable` and answers 503 with ``Retry-After``. Tasks are published by name
+(:mod:`workers.names`): the API never imports their bodies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+from celery import Celery
+
+from app.settings import Settings
+from workers import names
+from workers.celery_app import DEFAULT_PRIORITY, create_celery
+from workers.jobstore import AsyncJobStore, heartbeat_age_ok
+
+log = logging.getLogger("app.publish")
+
+
+class ServiceUnavailable(Exception):
+    """The broker or the job store did not answer in time."""
+
+
+async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
+                       ) -> tuple[str, str]:
+    """(queue, device for the worker). ``auto`` goes to the gpu queue only while a live worker
+    consumes it; otherwise it runs on the cpu queue, as ``cpu``."""
+    if device == "cpu":
+        return names.CPU_QUEUE, "cpu"
+    if device == "cuda":
+        return names.GPU_QUEUE, "cuda"
+    workers = await store.live_workers(heartbeat_ttl_s)
+    if any(names.GPU_QUEUE in w.get("queues", []) and heartbeat_age_ok(w, heartbeat_ttl_s)
+           for w in workers):
+        return names.GPU_QUEUE, "cuda"
+    return names.CPU_QUEUE, "cpu"
+
+
+class JobPublisher:
+    def __init__(self, settings: Settings) -> None:
+        self.celery: Celery = create_celery(settings)  # Settings is-a WorkerSettings
+        self.timeout_s = settings.job_publish_timeout_s
+
+    async def publish(self, *, kind: str, job_id: str, request: dict[str, Any], device: str,
+                      queue: str, priority: int | None, request_id: str | None) -> None:
+        # kombu's Redis transport serves priority 0 first: map the API's "higher first" onto it.
+        broker_priority = 9 - priority if priority is not None else DEFAULT_PRIORITY
+
+        def send() -> None:
+            self.celery.send_task(
+                names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=broker_priority,
+                kwargs={"job_id": job_id, "request": request, "device": device,
+                        "request_id": request_id},
+                headers={"request_id": request_id})
+
+        try:
+            with anyio.fail_after(self.timeout_s):
+                await anyio.to_thread.run_sync(send, abandon_on_cancel=True)
+        except Exception as exc:  # kombu OperationalError, redis errors, the deadline
+            log.warning("publish failed", extra={"job_id": job_id, "error": repr(exc)})
+            raise ServiceUnavailable(f"could not queue the job: {type(exc).__name__}") from exc
+
+    async def revoke(self, job_id: str) -> None:
+        """Best effort: a queued job is also refused by the task itself (it checks its record)."""
+        try:
+            with anyio.fail_after(self.timeout_s):
+                await anyio.to_thread.run_sync(lambda: self.celery.control.revoke(job_id),
+                                               abandon_on_cancel=True)
+        except Exception as exc:
+            log.warning("revoke failed", extra={"job_id": job_id, "error": repr(exc)})
+
+    def close(self) -> None:
+        self.celery.close()

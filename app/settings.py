@@ -1,0 +1,62 @@
+"""Service settings, read from the environment (prefix ``OPTIM_``) by pydantic-settings.
+
+Settings are created once in ``app.main.create_app`` and passed down through ``app.state``;
+nothing imports a global settings object.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.settings import WorkerSettings
+
+
+class Settings(WorkerSettings):
+    """The API's settings: the job settings it shares with the workers (time limits, key
+    prefixes, TTLs, ``redis_url``), plus its own."""
+
+    model_config = SettingsConfigDict(env_prefix="OPTIM_", env_file=None, extra="ignore")
+
+    # --- Redis -------------------------------------------------------------------------------
+    # The broker/job-store Redis and the cache Redis may be the same instance in development;
+    # in production they differ (broker: noeviction + AOF; cache: allkeys-lru, no persistence).
+    cache_redis_url: str | None = Field(
+        default=None, description="Cache Redis; defaults to redis_url when unset.")
+    # The API fails fast (503) rather than waiting on a slow Redis; workers wait longer.
+    redis_socket_timeout_s: float = Field(default=2.0, gt=0)
+
+    # --- Advice ------------------------------------------------------------------------------
+    advice_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
+    advice_batch_max_items: int = Field(default=100, ge=1)
+    # The cache is an optimisation: a slow or dead cache Redis must not slow advice down.
+    advice_cache_timeout_s: float = Field(default=0.2, gt=0, le=10)
+    advice_cache_retry_after_s: float = Field(
+        default=5.0, ge=0, le=3600, description="skip the cache this long after a cache error")
+
+    # --- Jobs (the shared ones are in workers.settings.WorkerSettings) ---------------------
+    job_publish_timeout_s: float = Field(default=5.0, gt=0)
+    jobs_batch_max_items: int = Field(default=50, ge=1)
+    jobs_list_max_limit: int = Field(default=100, ge=1)
+    jobs_index_max_entries: int = Field(
+        default=100_000, ge=100, description="the job list's index keeps the newest this many "
+                                             "jobs (trimmed on submit)")
+    sse_keepalive_s: float = Field(default=15.0, gt=0)
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503 answers")
+    # Submission limits: specs beyond these are refused with 422 before anything is queued.
+    max_steps: int = Field(default=5000, ge=1)
+    max_total_steps: int = Field(
+        default=20_000, ge=1, description="trials: candidates × steps (+ the range tests that "
+                                          "measure the centre LR) per job")
+    max_batch_size: int = Field(default=4096, ge=1)
+    max_memory_mb: int = Field(default=8192, ge=1)
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+
+    # --- HTTP --------------------------------------------------------------------------------
+    request_id_header: str = "X-Request-ID"
+    log_format: str = Field(default="json", description="json or text")
+    log_level: str = "INFO"
+
+    @property
+    def effective_cache_redis_url(self) -> str:
+        return self.cache_redis_url or self.redis_url
