@@ -1,0 +1,83 @@
+"""The production shape (Dockerfile, docker-compose.yml) is checked here, since no Docker engine
+runs on CI: structure and linting, not a build."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_broker_and_cache_redis_have_their_roles(compose: dict) -> None:
+    broker = compose["services"]["redis-broker"]["command"]
+    cache = compose["services"]["redis-cache"]["command"]
+    # Broker: queued jobs must survive a restart and nothing may be evicted; bounded, so a full
+    # broker refuses writes (503) rather than being OOM-killed.
+    assert "--appendonly yes" in broker and "noeviction" in broker and "--maxmemory " in broker
+    # Cache: bounded and LRU, no persistence.
+    assert "allkeys-lru" in cache and "--maxmemory " in cache and "--appendonly no" in cache
+
+
+def test_gpu_worker_reserves_a_gpu_and_runs_one_job_per_child(compose: dict) -> None:
+    gpu = compose["services"]["worker-gpu"]
+    devices = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
+    assert gpu["environment"]["OPTIM_WORKER_QUEUES"] == "gpu"
+    assert gpu["environment"]["OPTIM_WORKER_MAX_TASKS_PER_CHILD"] == "1"
+    assert gpu["build"]["args"]["TORCH_VARIANT"].startswith("cu")
+    assert compose["services"]["worker-cpu"]["environment"]["OPTIM_WORKER_QUEUES"] == "cpu"
+
+
+def test_cpu_worker_memory_covers_its_concurrency_at_the_api_limit(compose: dict) -> None:
+    from app.settings import Settings
+
+    cpu = compose["services"]["worker-cpu"]
+    limit = cpu["deploy"]["resources"]["limits"]["memory"]
+    assert limit.endswith("g")
+    per_job_gb = Settings().max_memory_mb / 1024
+    assert float(limit[:-1]) >= int(cpu["environment"]["OPTIM_WORKER_CONCURRENCY"]) * per_job_gb
+
+
+def test_flower_is_loopback_only_and_requires_basic_auth(compose: dict) -> None:
+    flower = compose["services"]["flower"]
+    assert all(str(p).startswith("127.0.0.1:") for p in flower["ports"])
+    command = " ".join(flower["command"])
+    assert "--basic-auth=" in command and 'test -n "$$FLOWER_BASIC_AUTH"' in command
+
+
+def test_services_point_at_their_redis(compose: dict) -> None:
+    for name in ("api", "worker-cpu", "worker-gpu"):
+        env = compose["services"][name]["environment"]
+        assert "redis-broker" in env["OPTIM_REDIS_URL"]
+        assert "redis-cache" in env["OPTIM_CACHE_REDIS_URL"]
+
+
+def test_dockerfile_is_multistage_nonroot_with_healthchecks() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    stages = [line.split()[-1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert {"api", "worker"} <= set(stages)
+    assert text.count("USER 10001") == 2 and text.count("HEALTHCHECK") == 2
+    assert "ARG TORCH_VARIANT=cpu" in text
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint not installed")
+def test_dockerfile_lints_clean() -> None:
+    proc = subprocess.run(["hadolint", str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
+def test_compose_file_validates() -> None:
+    proc = subprocess.run(["docker-compose", "--profile", "gpu", "--profile", "flower", "config",
+                           "-q"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
