@@ -51,7 +51,8 @@ from optim_core.range_test_config import ProgressEvent
 from optim_core.registry import build_data, build_model, count_params
 from optim_core.specs import ExperimentSpec, RangeTestJobSpec, TrialsJobSpec
 
-__all__ = ["resolve_device", "run_range_test", "run_trials", "seed_everything", "versions"]
+__all__ = ["resolve_device", "run_range_test", "run_trials", "seed_everything", "versions",
+           "warm_up"]
 
 ProgressFn = Callable[[ProgressEvent], None]
 StopFn = Callable[[], bool]
@@ -179,3 +180,27 @@ def run_trials(request: dict[str, Any], *, device: str = "cpu",
     out = _envelope("trials", job.experiment, job, model, bundle, dev, t0)
     out["result"] = result.to_dict()
     return out
+
+
+# A tiny job on the CPU: an MLP on a few synthetic samples, ten steps of each entry point.
+_WARM_UP_EXPERIMENT: dict[str, Any] = {
+    "data": {"kind": "classification", "n_samples": 64, "n_features": 4, "n_classes": 2,
+             "seed": 0},
+    "model": {"kind": "mlp", "hidden": [4]},
+    "batch_size": 16, "seed": 0,
+}
+
+
+def warm_up() -> None:
+    """Run a tiny range test and trial on the CPU so that torch's lazy imports (``torch._dynamo``
+    on the first optimizer, autograd and data paths) happen now rather than inside a job.
+
+    Why: a worker's soft time limit is an exception raised asynchronously into the job. If it
+    lands inside a module's first import, that module stays half-initialised in ``sys.modules``
+    and every later job in the process fails on it. Workers call this once per pool child,
+    before the child takes a job (never in the parent: no CUDA is touched here either).
+    """
+    run_range_test({"experiment": _WARM_UP_EXPERIMENT, "config": {"num_steps": 10}})
+    run_trials({"experiment": _WARM_UP_EXPERIMENT,
+                "config": {"steps": 10, "eval_every": 5, "center_lr": 0.01,
+                           "default_optimizers": ["adamw", "sgd"], "lr_factors": [1.0]}})

@@ -53,6 +53,9 @@ def celery_config(s: WorkerSettings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # A pool child reports "up" only after its warm-up (workers.lifecycle: torch import and a
+        # tiny CPU job, a few seconds on a busy machine); Celery's default of 4 s would kill it.
+        "worker_proc_alive_timeout": 120.0,
         "task_soft_time_limit": s.job_soft_time_limit_s,
         "task_time_limit": s.job_hard_time_limit_s,
         "task_queues": [Queue(names.CPU_QUEUE), Queue(names.GPU_QUEUE)],

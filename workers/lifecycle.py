@@ -10,8 +10,12 @@ them to stop, so an orchestrator's SIGKILL would leave them ``running`` with an 
 for the whole visibility timeout. On ``worker_shutting_down`` (main process) this module sets
 ``{jobs_key_prefix}worker:{hostname}:draining``; each running job's CancelPoller (pool child)
 sees it at its next poll, the job goes back to ``queued`` and its message back to the queue, and
-the worker exits within about one poll interval plus one training step. Nothing here imports
-torch.
+the worker exits within about one poll interval plus one training step.
+
+Warm-up: each pool child, once forked, imports torch and runs a tiny CPU job
+(:func:`optim_core.experiment.warm_up`) before it takes work, so that no job's soft time limit can
+land inside a first import and leave the child with half-initialised modules. Only the children
+import torch; the parent never does, so CUDA is never initialised before a fork.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ import threading
 from typing import Any
 
 import redis
-from celery.signals import setup_logging, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    setup_logging,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from workers import logs
 
@@ -35,6 +45,17 @@ _thread: threading.Thread | None = None
 @setup_logging.connect
 def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     logs.configure(loglevel or "INFO")
+
+
+@worker_process_init.connect
+def _warm_up_child(**_: Any) -> None:
+    """Pool child, after the fork and before its first job (see the module docstring)."""
+    try:
+        from optim_core.experiment import warm_up  # torch: pool children only
+
+        warm_up()
+    except Exception:  # a child that cannot warm up still runs jobs, as it would have cold
+        log.exception("pool child warm-up failed")
 
 
 def _client(timeout_s: float) -> redis.Redis:

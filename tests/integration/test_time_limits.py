@@ -34,8 +34,10 @@ def test_the_soft_time_limit_fires_in_a_running_job_and_fails_it_clearly() -> No
             assert done["progress"] is None or done["progress"]["step"] < 5000
 
             nxt = client.post("/v1/jobs/lr-range-test", json=tiny_range_test(seed=32)).json()["id"]
-            assert wait_status(client, nxt, {"succeeded", "failed"}, timeout=60)["status"] \
-                == "succeeded"
+            after = wait_status(client, nxt, {"succeeded", "failed"}, timeout=60)
+            # The child that took the limit runs the next job: the limit cannot have landed in a
+            # first import (pool children warm up before their first job), so nothing is broken.
+            assert after["status"] == "succeeded", (after.get("problem"), worker.tail(6000))
     finally:
         worker.stop()
         ns.cleanup()
