@@ -6,19 +6,28 @@ changes what the layer computes (a LayerNorm gain of 0 switches the layer off) w
 regularising benefit, so the seeds say never to (O7.3 "never on biases or LayerNorm", W10c "do not
 decay biases or BatchNorm").
 
-The decision is made by the *module that owns* the parameter first and by shape only as a
-fallback, like timm's ``param_groups_weight_decay`` and nanoGPT's ``configure_optimizers``: one
+The decision is made by the *module that owns* the parameter first and by name and shape only as
+a fallback, like timm's ``param_groups_weight_decay`` and nanoGPT's ``configure_optimizers``: one
 named rule per parameter, so the report can say why. The rules, first match wins:
 
 1. ``norm``       owned by a normalization module (torch's norm classes, or any class whose name
                   ends in ``Norm``/``Norm1d``/…, which catches custom ``RMSNorm``s) → no decay.
-2. ``bias``       named ``bias`` → no decay.
-3. ``embedding``  owned by ``nn.Embedding``/``EmbeddingBag`` → decay only if ``decay_embeddings``:
-                  a rare token's row gets few gradient updates but is decayed on every step, so by
-                  default embeddings are left alone (configurable because some recipes do decay).
-4. ``1d``         any other parameter with fewer than 2 dimensions (scales, gains, per-channel
+2. ``bias``       a leaf name that is a bias: ``bias`` or ``bias`` as a ``_``-separated word
+                  (``in_proj_bias``, and ``MultiheadAttention``'s ``bias_k``/``bias_v``, which are
+                  3-D and would otherwise pass for matrices) → no decay.
+3. ``gain``       the gain ``g`` of weight normalization (``w = g · v / ‖v‖``):
+                  ``parametrizations.<name>.original0`` of ``nn.utils.parametrizations.weight_norm``
+                  or ``<name>_g`` of the legacy ``nn.utils.weight_norm`` → no decay. It is a
+                  per-output scale, like a norm gain, and is ``(out, 1, …)``-shaped, not 1-D.
+4. ``embedding``  owned by ``nn.Embedding``/``EmbeddingBag``, or a raw ``nn.Parameter`` with an
+                  embedding's name (timm/ViT/HF style: ``pos_embed``, ``pos_emb``,
+                  ``position_embeddings``, ``cls_token``, ``dist_token``, ``mask_token``, …, as in
+                  timm's ``no_weight_decay()``) → decay only if ``decay_embeddings``: a rare
+                  token's row gets few gradient updates but is decayed on every step, so by default
+                  embeddings are left alone (configurable because some recipes do decay).
+5. ``1d``         any other parameter with fewer than 2 dimensions (scales, gains, per-channel
                   offsets of custom modules) → no decay.
-5. ``matrix``     everything else (weight matrices, convolution kernels) → decay.
+6. ``matrix``     everything else (weight matrices, convolution kernels) → decay.
 
 A parameter shared by several modules (tied input/output embeddings) is placed once, in the group
 given by the highest-priority rule among *all* its owners — so the result does not depend on
@@ -34,6 +43,8 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
+from torch.nn.utils.weight_norm import WeightNorm
 
 from optim_core.errors import SpecError
 
@@ -48,32 +59,66 @@ _NORM_TYPES: tuple[type[nn.Module], ...] = (
 )
 # Custom norms (LlamaRMSNorm, T5LayerNorm, ScaleNorm, FusedRMSNorm, MyBatchNorm2d, …).
 _NORM_NAME = re.compile(r"Norm(\d[dD])?$")
+# A leaf name that is a bias: ``bias`` as a whole ``_``-separated word (bias, bias_k, in_proj_bias).
+_BIAS_NAME = re.compile(r"(^|_)bias(_|$)")
+# Raw nn.Parameter embeddings (timm / ViT / HF / CLIP naming): learned positions (pos_embed,
+# absolute_pos_embed, position_embeddings, positional_embedding) and special tokens (cls_token,
+# dist_token, mask_token, reg_token, class_embedding).
+_EMBEDDING_NAME = re.compile(
+    r"(^|_)(pos|position|positional)_(emb|embed|embeds|embedding|embeddings)$"
+    r"|(^|_)(cls|dist|mask|reg)_tokens?$|(^|_)class_embedding$")
 
 # Rule name -> (group, rule ids, why). The order of this table is the precedence.
 _RULES: dict[str, tuple[str, tuple[str, ...], str]] = {
     "norm": ("no_decay", ("O7.3", "W10c"),
              "normalization parameter: decaying it changes the layer's output scale, not capacity"),
     "bias": ("no_decay", ("O7.3", "W10c"), "bias: an offset, not capacity; never decayed"),
+    "gain": ("no_decay", ("O7.3", "W10c"),
+             "weight-norm gain: a per-output scale like a norm gain; decaying it shrinks the output"),
     "embedding": ("no_decay", ("O7.3",),
-                  "embedding table: rare tokens' rows would shrink between their few updates"),
-    "embedding_decayed": ("decay", ("O7.3",), "embedding table, decayed (decay_embeddings=True)"),
+                  "embedding (table, learned positions or special token): rare tokens' rows and "
+                  "special tokens would shrink between their few updates"),
+    "embedding_decayed": ("decay", ("O7.3",), "embedding, decayed (decay_embeddings=True)"),
     "1d": ("no_decay", ("O7.3", "W10c"),
            "1-D parameter (scale, gain or offset of a custom module): fallback, no decay"),
     "matrix": ("decay", ("O7.3", "W10a"), "weight matrix or convolution kernel: decayed"),
 }
-_PRECEDENCE = ("norm", "bias", "embedding", "1d", "matrix")
+_PRECEDENCE = ("norm", "bias", "gain", "embedding", "1d", "matrix")
 
 
 def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, _NORM_TYPES) or bool(_NORM_NAME.search(type(module).__name__))
 
 
+def _is_weight_norm_gain(module: nn.Module, leaf_name: str) -> bool:
+    """``g`` of ``w = g · v / ‖v‖``: told apart from ``v`` by how torch registered it, not by shape
+    (both are ≥ 2-D for the default ``dim=0``)."""
+    if isinstance(module, ParametrizationList):
+        # parametrizations.weight_norm: right_inverse returns (g, v) -> original0, original1.
+        # By class name: torch keeps _WeightNorm private, and a private import would tie this
+        # module to one torch release (the CUDA image may carry another).
+        return leaf_name == "original0" and any(type(m).__name__ == "_WeightNorm" for m in module)
+    # Legacy nn.utils.weight_norm: a forward pre-hook that knows the name it split into _g / _v.
+    return any(isinstance(hook, WeightNorm) and leaf_name == f"{hook.name}_g"
+               for hook in module._forward_pre_hooks.values())
+
+
+def _is_embedding(module: nn.Module, leaf_name: str) -> bool:
+    """An embedding table, or a raw embedding Parameter (``pos_embed``, ``cls_token``, …): both
+    hold rows that are trained rarely or only through attention, so both follow
+    ``decay_embeddings``."""
+    return isinstance(module, nn.Embedding | nn.EmbeddingBag) \
+        or bool(_EMBEDDING_NAME.search(leaf_name))
+
+
 def _rule_for(module: nn.Module, leaf_name: str, param: torch.Tensor) -> str:
     if _is_norm(module):
         return "norm"
-    if leaf_name == "bias":
+    if _BIAS_NAME.search(leaf_name):
         return "bias"
-    if isinstance(module, nn.Embedding | nn.EmbeddingBag):
+    if _is_weight_norm_gain(module, leaf_name):
+        return "gain"
+    if _is_embedding(module, leaf_name):
         return "embedding"
     if param.ndim < 2:
         return "1d"

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from optim_core.data import split_batch
 from optim_core.divergence import DivergenceMonitor
@@ -322,6 +323,22 @@ def _make_optimizer(model: nn.Module, optimizer: OptimizerSpec | None, lr: float
     return build_optimizer(groups, spec, device_type=device_type), report.to_dict()
 
 
+def _lr_ratios(optimizer: torch.optim.Optimizer) -> list[float]:
+    """Each group's LR as a fraction of the largest non-zero one: the sweep LR goes to that group,
+    the others keep their proportion to it.
+
+    Not against group 0: a group frozen with lr 0 would make every ratio undefined (and the frozen
+    group would be swept). A group with lr 0 gets ratio 0 and stays frozen for the whole sweep.
+    A tensor lr (torch allows one) is read as a float, so the groups get plain float LRs.
+    """
+    lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    base = max((lr for lr in lrs if lr != 0.0), default=0.0)
+    if base == 0.0:
+        raise SpecError("every param group of the optimizer has lr 0: nothing to sweep",
+                        field="optimizer", value=lrs, allowed="at least one group with lr > 0")
+    return [lr / base for lr in lrs]
+
+
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float, ratios: list[float]) -> None:
     for group, r in zip(optimizer.param_groups, ratios, strict=True):
         group["lr"] = lr * r
@@ -342,6 +359,19 @@ def _monitor(config: RangeTestConfig) -> DivergenceMonitor:
                              num_steps=config.num_steps, enabled=config.stop_on_divergence)
 
 
+def _check_materialised(model: nn.Module) -> None:
+    """Refuse un-materialised lazy modules (``nn.LazyLinear``, ``LazyBatchNorm``, ...) up front:
+    their parameters have no shape or data yet, so neither the state snapshot nor an optimizer
+    can be made from them (torch would fail deep inside with a bare ValueError)."""
+    lazy = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if is_lazy(t)]
+    if lazy:
+        raise SpecError(
+            f"{type(model).__name__} has un-materialised lazy parameters or buffers "
+            f"({', '.join(lazy[:5])}{', ...' if len(lazy) > 5 else ''}): run one forward pass "
+            "with a real batch first (or materialise the lazy modules) before the range test",
+            field="model", value=lazy, allowed="a model whose lazy modules are materialised")
+
+
 def lr_range_test(
     model: nn.Module,
     train_data: Iterable[Batch],
@@ -358,13 +388,15 @@ def lr_range_test(
     """Run an LR range test on ``model`` and restore everything afterwards.
 
     ``optimizer``: a ready ``torch.optim.Optimizer`` (its param groups' LR ratios are kept: each
-    group gets ``sweep_lr * group_lr / group0_lr``), an ``OptimizerSpec`` (built through
+    group gets ``sweep_lr * group_lr / max_group_lr``, so a group with lr 0 stays frozen; at least
+    one group needs lr > 0), an ``OptimizerSpec`` (built through
     ``optim_core.optimizers.build_optimizer``), or None for AdamW with default settings.
     ``device``: where to run (default: where the model's parameters are); the model is moved there
     and back. ``progress`` gets a ``ProgressEvent`` every ``config.check_every`` steps and at the
     end; ``should_stop()`` is polled between steps and raises ``Cancelled`` (state restored).
     ``forward(model, batch) -> loss`` replaces the default ``loss_fn(model(inputs), targets)``.
     """
+    _check_materialised(model)
     cfg = config if config is not None else RangeTestConfig()
     first_param = next(model.parameters(), None)
     if first_param is None:
@@ -411,8 +443,7 @@ def _sweep(model: nn.Module, opt: torch.optim.Optimizer, train_data: Iterable[Ba
            dev: torch.device, progress: Callable[[ProgressEvent], None] | None,
            should_stop: Callable[[], bool] | None) -> RangeTestResult:
     t0 = time.perf_counter()
-    base = opt.param_groups[0]["lr"]
-    ratios = [g["lr"] / base if base else 1.0 for g in opt.param_groups]
+    ratios = _lr_ratios(opt)
     params = [p for g in opt.param_groups for p in g["params"]]
     lrs = [cfg.lr_at(i) for i in range(cfg.num_steps)]
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)

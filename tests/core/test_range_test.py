@@ -105,6 +105,72 @@ def test_group_lr_ratios_are_kept() -> None:
     assert ratios == pytest.approx([0.1] * 10)
 
 
+def _recording_group_lrs(opt: torch.optim.Optimizer, seen: list[list[Any]]) -> Any:
+    """A forward hook that records every group's lr (as stored) at each step."""
+
+    def forward(m: nn.Module, batch: Any) -> torch.Tensor:
+        seen.append([g["lr"] for g in opt.param_groups])
+        return nn.functional.cross_entropy(m(batch[0]), batch[1])
+
+    return forward
+
+
+def test_a_group_frozen_by_lr_0_stays_frozen_and_ratios_use_the_largest_lr() -> None:
+    model = _model()
+    frozen_before = model[0].weight.detach().clone()
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.0},
+                           {"params": [model[-1].bias], "lr": 0.01},
+                           {"params": [model[-1].weight], "lr": 0.04}])  # the largest
+    seen: list[list[Any]] = []
+    record = _recording_group_lrs(opt, seen)
+    frozen_during: list[torch.Tensor] = []
+
+    def forward(m: nn.Module, batch: Any) -> torch.Tensor:
+        frozen_during.append(m[0].weight.detach().clone())
+        return record(m, batch)
+
+    res = lr_range_test(model, _data(), None, optimizer=opt, forward=forward,
+                        config=RangeTestConfig(start_lr=1e-3, end_lr=1.0, num_steps=10, **NO_STOP))
+    assert [s[0] for s in seen] == [0.0] * 10  # never swept
+    assert [s[2] for s in seen] == pytest.approx(res.lrs)  # the largest gets the sweep LR
+    assert [s[1] for s in seen] == pytest.approx([lr / 4 for lr in res.lrs])
+    assert all(torch.equal(w, frozen_before) for w in frozen_during)
+    assert [g["lr"] for g in opt.param_groups] == [0.0, 0.01, 0.04]  # restored
+
+
+def test_tensor_lrs_are_read_as_floats() -> None:
+    model = _model()
+    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": torch.tensor(0.5)},
+                           {"params": model[-1].parameters(), "lr": 0.05}])
+    seen: list[list[Any]] = []
+    lr_range_test(model, _data(), None, optimizer=opt,
+                  forward=_recording_group_lrs(opt, seen),
+                  config=RangeTestConfig(num_steps=10, **NO_STOP))
+    assert all(type(lr) is float for step in seen for lr in step)
+    assert [b / a for a, b in seen] == pytest.approx([0.1] * 10)
+
+
+def test_all_groups_at_lr_0_is_a_spec_error() -> None:
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with pytest.raises(SpecError, match="lr 0") as err:
+        lr_range_test(model, _data(), nn.functional.cross_entropy, optimizer=opt)
+    assert err.value.field == "optimizer"
+
+
+@pytest.mark.parametrize("ready", [False, True])
+def test_unmaterialised_lazy_modules_are_a_spec_error(ready: bool) -> None:
+    model = nn.Sequential(nn.Linear(10, 4), nn.ReLU(), nn.LazyLinear(2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1) if ready else None
+    with pytest.raises(SpecError, match="forward pass") as err:
+        lr_range_test(model, _data(), nn.functional.cross_entropy, optimizer=opt)
+    assert err.value.field == "model" and "2.weight" in str(err.value)
+    model(_data()[0][0])  # materialised: the test runs
+    res = lr_range_test(model, _data(), nn.functional.cross_entropy,
+                        config=RangeTestConfig(num_steps=10, **NO_STOP))
+    assert res.steps_run == 10
+
+
 def test_smoothing_matches_suggest_smooth() -> None:
     res = lr_range_test(_model(), _data(), nn.functional.cross_entropy,
                         config=RangeTestConfig(num_steps=20, **NO_STOP))
