@@ -3,6 +3,7 @@
 #   api    : FastAPI + uvicorn, no torch (the API process never imports it)
 #   worker : Celery worker with torch; CPU build by default, a CUDA build by build argument:
 #            docker build --target worker --build-arg TORCH_VARIANT=cu128 -t optim-advisor-worker:cu128 .
+#   flower : Flower (docker-compose.yml's optional "flower" profile), no torch
 ARG PYTHON_VERSION=3.11
 
 # ---------------------------------------------------------------------------------------------
@@ -41,6 +42,12 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" \
  && pip uninstall -y optim-advisor
 
 # ---------------------------------------------------------------------------------------------
+# Flower's dependencies: the API's (Flower only talks to the broker, so no torch) plus Flower
+# itself, which pyproject.toml lists only among the dev extras.
+FROM api-deps AS flower-deps
+RUN pip install "flower>=2.0,<3"
+
+# ---------------------------------------------------------------------------------------------
 # The project itself, built once as a wheel for both images (only the three packages go in).
 FROM base AS project
 COPY pyproject.toml README.md ./
@@ -72,3 +79,16 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "workers.healthcheck"]
 # Queues and concurrency come from the environment (see docker-compose.yml).
 CMD ["sh", "-c", "exec celery -A workers.celery_app worker --loglevel=INFO -Q \"${OPTIM_WORKER_QUEUES:-cpu}\" -c \"${OPTIM_WORKER_CONCURRENCY:-1}\" --max-tasks-per-child \"${OPTIM_WORKER_MAX_TASKS_PER_CHILD:-1}\" -n \"worker-${OPTIM_WORKER_QUEUES:-cpu}@%h\""]
+
+# ---------------------------------------------------------------------------------------------
+# Started by docker-compose.yml's flower service, whose command refuses to run without basic
+# auth and asks the workers for task events (they send none while Flower is off).
+FROM base AS flower
+COPY --from=flower-deps /opt/venv /opt/venv
+RUN --mount=type=bind,from=project,source=/wheels,target=/wheels \
+    pip install --no-deps /wheels/*.whl
+USER 10001:10001
+EXPOSE 5555
+# /healthcheck is the one Flower page that needs no credentials.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=15s --retries=3 \
+  CMD ["python", "-c", "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:5555/healthcheck', timeout=2).status == 200 else 1)"]

@@ -55,6 +55,42 @@ def test_flower_is_loopback_only_and_requires_basic_auth(compose: dict) -> None:
     assert "--basic-auth=" in command and 'test -n "$$FLOWER_BASIC_AUTH"' in command
 
 
+def _stage(text: str, name: str) -> str:
+    """The lines of one Dockerfile stage, ``FROM ... AS name`` up to the next ``FROM``."""
+    start = text.index(f" AS {name}\n")
+    end = text.find("\nFROM ", start)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_flower_has_its_own_image_and_asks_workers_for_events(compose: dict) -> None:
+    flower = compose["services"]["flower"]
+    assert flower["build"]["target"] == "flower"
+    text = (ROOT / "Dockerfile").read_text()
+    # Flower is only a dev extra of pyproject.toml: the image installs it (from the stage its
+    # venv is copied from), and nothing of torch.
+    stage = _stage(text, "flower")
+    assert "COPY --from=flower-deps /opt/venv" in stage and "USER 10001" in stage
+    deps = _stage(text, "flower-deps")
+    assert 'pip install "flower>=2.0,<3"' in deps and "torch" not in deps
+    assert "FROM api-deps AS flower-deps" in text
+    # The workers send no task events of their own (worker_send_task_events is off, so they
+    # pay nothing while Flower is down): Flower asks them for events while it runs.
+    assert "--enable_events=true" in " ".join(flower["command"])
+
+
+def test_flower_command_options_are_flower_options(compose: dict) -> None:
+    pytest.importorskip("flower")
+    from flower import options  # defines Flower's options in tornado's registry
+
+    # A misspelt option would stop Flower at startup, so check each against Flower's own list
+    # (tornado keeps them with dashes and accepts either spelling).
+    command = " ".join(compose["services"]["flower"]["command"])
+    args = command.split(" flower ", 1)[1].split()
+    names = {a[2:].split("=", 1)[0].replace("_", "-") for a in args if a.startswith("--")}
+    assert {"port", "basic-auth", "enable-events"} <= names
+    assert names <= set(options.options._options), names
+
+
 def test_services_point_at_their_redis(compose: dict) -> None:
     for name in ("api", "worker-cpu", "worker-gpu"):
         env = compose["services"][name]["environment"]
@@ -65,8 +101,10 @@ def test_services_point_at_their_redis(compose: dict) -> None:
 def test_dockerfile_is_multistage_nonroot_with_healthchecks() -> None:
     text = (ROOT / "Dockerfile").read_text()
     stages = [line.split()[-1] for line in text.splitlines() if line.startswith("FROM ")]
-    assert {"api", "worker"} <= set(stages)
-    assert text.count("USER 10001") == 2 and text.count("HEALTHCHECK") == 2
+    assert {"api", "worker", "flower"} <= set(stages)
+    for name in ("api", "worker", "flower"):
+        stage = _stage(text, name)
+        assert "USER 10001" in stage and "HEALTHCHECK" in stage, name
     assert "ARG TORCH_VARIANT=cpu" in text
 
 
