@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app import examples
@@ -70,15 +71,35 @@ async def post_advice_batch(batch: BatchAdviceRequest, settings: SettingsDep,
                                    "msg": f"at most {limit} items per batch, got "
                                           f"{len(batch.items)}",
                                    "ctx": {"max_length": limit}, "input": None}])
+    # Validating, hashing and advising up to `limit` items is CPU work of tens of milliseconds:
+    # it runs in the threadpool so that the event loop keeps serving other requests meanwhile.
+    # Only the cache calls (async Redis) stay on the loop.
+    parsed, keys = await run_in_threadpool(_parse_items, batch.items)
+    hits = dict(zip(keys, await cache.get_many(list(keys.values())), strict=True))
+    out, fresh = await run_in_threadpool(_answer_items, parsed, keys, hits)
+    await cache.set_many(fresh)
+    return Response(out, media_type=JSON)
+
+
+def _parse_items(items: list[dict[str, Any]]
+                 ) -> tuple[list[AdviceRequest | str], dict[int, str]]:
+    """Each item validated (or its problem document, as JSON), and the cache key of each valid
+    one by index."""
     parsed: list[AdviceRequest | str] = []
-    for i, item in enumerate(batch.items):
+    for i, item in enumerate(items):
         try:
             parsed.append(_ITEM.validate_python(item))
         except ValidationError as exc:
             problem = validation_problem(_prefixed(exc.errors(), i))
             parsed.append(_problem_json(problem, i))
     keys = {i: cache_key(p) for i, p in enumerate(parsed) if isinstance(p, AdviceRequest)}
-    hits = dict(zip(keys, await cache.get_many(list(keys.values())), strict=True))
+    return parsed, keys
+
+
+def _answer_items(parsed: list[AdviceRequest | str], keys: dict[int, str],
+                  hits: dict[int, str | None]) -> tuple[str, dict[str, str]]:
+    """The batch's JSON body, advising each item the cache missed (once per distinct key), and
+    those fresh bodies by key, for the cache."""
     fresh: dict[str, str] = {}
     parts: list[str] = []
     ok = 0
@@ -93,10 +114,9 @@ async def post_advice_batch(batch: BatchAdviceRequest, settings: SettingsDep,
             fresh[keys[i]] = body
         ok += 1
         parts.append(f'{{"index":{i},"status":200,"advice":{_with_cached(body, cached)}}}')
-    await cache.set_many(fresh)
     out = (f'{{"succeeded":{ok},"failed":{len(parsed) - ok},"results":[' + ",".join(parts)
            + "]}")
-    return Response(out, media_type=JSON)
+    return out, fresh
 
 
 def _problem_json(problem: ProblemError, index: int) -> str:
@@ -135,8 +155,10 @@ async def post_schedule_preview(
                            steps=[s for s, _ in points], lrs=[lr for _, lr in points])
 
 
+# A plain ``def`` on purpose: FastAPI runs it in the threadpool, since diagnosing a log of up to
+# MAX_POINTS values is CPU work that would otherwise hold up the event loop.
 @router.post("/diagnose", response_model=Diagnosis, responses={422: _PROBLEM})
-async def post_diagnose(
+def post_diagnose(
         log: Annotated[TrainingLog, Body(openapi_examples=examples.DIAGNOSE)]) -> Diagnosis:
     """Findings of O7.5 and W8 for a training log, each with evidence and the change to make."""
     return diagnose(log)

@@ -3,6 +3,7 @@ preview, diagnose, and problem+json for bad fields."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.api import advice as advice_api
 from app.main import create_app
 from app.settings import Settings
 
@@ -121,3 +123,30 @@ def test_diagnose_endpoint(client: TestClient) -> None:
     assert finding["kind"] == "nan_inf" and finding["change"]["lr"]["to"] == pytest.approx(1e-4)
     bad = client.post("/v1/diagnose", json={"loss": [1, 2, 3, 4], "lr": [1e-3]})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "body.lr"
+
+
+def _off_the_loop(calls: list[bool], fn: Any) -> Any:
+    """``fn``, recording for each call whether it ran with an event loop running in its thread
+    (it must not: CPU work there holds up every other request)."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+            calls.append(False)
+        except RuntimeError:
+            calls.append(True)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+def test_batch_and_diagnose_compute_off_the_event_loop(client: TestClient,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    monkeypatch.setattr(advice_api, "advise", _off_the_loop(calls, advice_api.advise))
+    monkeypatch.setattr(advice_api, "cache_key", _off_the_loop(calls, advice_api.cache_key))
+    monkeypatch.setattr(advice_api, "diagnose", _off_the_loop(calls, advice_api.diagnose))
+    r = client.post("/v1/advice/batch", json={"items": [SPEC, {**SPEC, "batch_size": 512}]})
+    assert r.status_code == 200 and r.json()["succeeded"] == 2
+    r = client.post("/v1/diagnose", json={"loss": [2.0, 1.5, 1.2, 1.0]})
+    assert r.status_code == 200, r.text
+    # two keys, two advise() calls (nothing cached yet), one diagnose()
+    assert calls == [True] * 5
