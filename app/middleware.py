@@ -1,5 +1,6 @@
 """Pure ASGI middleware: request ids (X-Request-ID in and out), an access log line, HTTP metrics,
-and a bound on the request body size (413 problem+json)."""
+a bound on the request body size (413 problem+json) and the 500 problem+json for unhandled
+errors (answered here, so that it carries the request id too)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import paths
 from app.logging import request_id_var
 from app.metrics import HttpMetrics
-from app.problems import PROBLEM_JSON
+from app.problems import PROBLEM_JSON, internal_error
 
 log = logging.getLogger("app.access")
+error_log = logging.getLogger("app.problems")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -123,13 +125,26 @@ class RequestContextMiddleware:
             if not started:
                 await self._send_413(send, rid, path)
             status = 413
+        except Exception:
+            # Answered here rather than by the app's Exception handler: Starlette runs that one
+            # in ServerErrorMiddleware, outside this middleware, so its 500 had no X-Request-ID
+            # and its log line no request id. Not re-raised once answered: the server would
+            # only log the traceback a second time, without the id.
+            error_log.exception("unhandled error on %s %s", scope.get("method", "?"), path)
+            if started:
+                raise  # the status line is out: only the server can end the response (abort)
+            await self._send_problem(send, rid, 500, json.dumps(
+                internal_error(rid).to_dict(path)).encode())
+            status = 500
         finally:
             self._done(scope, status, t0)
             request_id_var.reset(token)
 
     async def _send_413(self, send: Send, rid: str, path: str) -> None:
-        body = _problem_413(self.max_body, path)
-        await send({"type": "http.response.start", "status": 413, "headers": [
+        await self._send_problem(send, rid, 413, _problem_413(self.max_body, path))
+
+    async def _send_problem(self, send: Send, rid: str, status: int, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode()),
             (self.header_name.encode(), rid.encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -173,10 +173,20 @@ def install(app: FastAPI) -> None:
             problem.type = PROBLEM_BASE + "content-too-large"
         return problem_response(problem, request)
 
+    # A fallback: app.middleware.RequestContextMiddleware answers unhandled errors itself (this
+    # handler runs in Starlette's ServerErrorMiddleware, outside it, where the response would
+    # miss the X-Request-ID header); this one covers an app built without that middleware.
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        problem = ProblemError(500, "Internal server error",
-                               "The server failed to handle this request; it has been logged.",
-                               type_="internal-error")
-        return problem_response(problem, request)
+        return problem_response(internal_error(getattr(request.state, "request_id", None)),
+                                request)
+
+
+def internal_error(request_id: str | None = None) -> ProblemError:
+    """The 500 problem; it names the request id so that a client can quote it to find the
+    logged traceback."""
+    extensions = {"request_id": request_id} if request_id else {}
+    return ProblemError(500, "Internal server error",
+                        "The server failed to handle this request; it has been logged.",
+                        type_="internal-error", **extensions)

@@ -3,6 +3,7 @@ Request ids go in and out. No worker or Redis needed for these."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -82,6 +83,43 @@ def test_a_validation_error_raised_by_server_code_is_a_500_not_a_422() -> None:
         r = client.get("/boom-validation")
         assert r.status_code == 500 and r.headers["content-type"] == PROBLEM
         assert r.json()["title"] == "Internal server error"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_an_unhandled_error_is_a_500_problem_with_the_request_id() -> None:
+    # A handler of our own: the app's logging setup (JSON to stderr) bypasses pytest's caplog.
+    logged = _Records()
+    logging.getLogger("app.problems").addHandler(logged)
+    with _down_app() as client:
+        app = client.app
+
+        @app.get("/boom")
+        async def boom() -> None:
+            raise RuntimeError("a server-side bug")
+
+        r = client.get("/boom", headers={"X-Request-ID": "req-500"})
+        assert r.status_code == 500 and r.headers["content-type"] == PROBLEM
+        assert r.headers["x-request-id"] == "req-500"
+        doc = r.json()
+        assert doc["status"] == 500 and doc["title"] == "Internal server error"
+        assert doc["request_id"] == "req-500" and doc["instance"] == "/boom"
+        assert "a server-side bug" not in r.text  # nothing of the error leaks to the client
+        # generated ids too, and the traceback is logged once
+        generated = client.get("/boom")
+        assert len(generated.headers["x-request-id"]) == 32
+        assert generated.json()["request_id"] == generated.headers["x-request-id"]
+        logging.getLogger("app.problems").removeHandler(logged)
+        assert len(logged.records) == 2 and all(rec.exc_info for rec in logged.records)
+        metrics = client.get("/metrics").text
+        assert 'optim_http_requests_total{method="GET",route="/boom",status="500"} 2.0' in metrics
 
 
 @pytest.mark.parametrize(("error", "refusing"), [
