@@ -10,6 +10,11 @@ Rules (documented in the OpenAPI descriptions too):
   ``deduplicated: true``); once it succeeded, its stored result comes back at once (200,
   ``cached: true``) until it expires (``job_result_ttl_s``). ``force: true`` always runs a new job
   (which then owns the key). A failed or cancelled job releases the key (compare-and-delete).
+* A running job whose worker stopped beating (its machine or main process died) is re-queued when
+  it is next read, under a new *generation*, and published again at once: another worker runs it
+  without waiting for the broker's visibility timeout. Its lost delivery counts, so a job that
+  keeps killing whole workers fails after ``job_max_deliveries`` (``worker-lost``). Messages and
+  writes of an older generation are refused by the job store.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class JobService:
         self.store = store
         self.publisher = publisher
         self.heartbeat_ttl_s = settings.worker_heartbeat_ttl_s
+        self.max_deliveries = settings.job_max_deliveries
 
     async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
                      request_id: str | None) -> Submission:
@@ -69,7 +75,8 @@ class JobService:
             job_id = new_job_id()
             sub = await self.store.submit(job_id, key, record, force=opts.force)
             if sub.outcome == "created":
-                await self._publish(job_id, kind, spec, device, queue, opts, request_id)
+                await self._publish(job_id, kind, spec, device, queue, opts.priority,
+                                    request_id)
                 rec = await self.store.get(job_id)
                 return Submission(rec or {**record, "id": job_id, "status": "queued"},
                                   created=True)
@@ -83,11 +90,12 @@ class JobService:
         raise ServiceUnavailable("could not claim the job's key; try again")
 
     async def _publish(self, job_id: str, kind: str, spec: dict[str, Any], device: str,
-                       queue: str, opts: JobOptions, request_id: str | None) -> None:
+                       queue: str, priority: int | None, request_id: str | None,
+                       generation: int = 0) -> None:
         try:
             await self.publisher.publish(kind=kind, job_id=job_id, request=spec, device=device,
-                                         queue=queue, priority=opts.priority,
-                                         request_id=request_id)
+                                         queue=queue, priority=priority,
+                                         request_id=request_id, generation=generation)
         except ServiceUnavailable as exc:
             doc = ProblemError(503, "The job could not be queued", str(exc),
                                type_="broker-unavailable").to_dict()
@@ -97,8 +105,9 @@ class JobService:
             raise
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
-        """The job's record; a running job whose worker has stopped beating is failed here
-        (``worker-lost``) rather than shown as running until the broker redelivers it."""
+        """The job's record. A running job whose worker has stopped beating is re-queued and
+        published again here (or failed as ``worker-lost`` once its deliveries are used up),
+        rather than shown as running until the broker's visibility timeout restores it."""
         record = await self.store.get(job_id)
         if record is None or record["status"] != "running" or not record.get("worker"):
             return record
@@ -106,14 +115,24 @@ class JobService:
         doc = ProblemError(
             500, "The job's worker was lost",
             f"worker {worker} stopped sending heartbeats while running this job (its machine or "
-            "process is gone); submit the request again to run it anew",
-            type_="worker-lost", worker=worker).to_dict()
-        lost = await self.store.fail_if_worker_lost(job_id, worker,
-                                                    record.get("claim_key") or "", doc)
-        if lost == "lost":
+            f"process is gone), and the job has used all {self.max_deliveries} deliveries; "
+            "submit the request again to run it anew",
+            type_="worker-lost", worker=worker, max_deliveries=self.max_deliveries).to_dict()
+        outcome, detail = await self.store.reap_if_worker_lost(
+            job_id, worker, record.get("claim_key") or "", doc,
+            max_deliveries=self.max_deliveries)
+        if outcome == "requeued":
+            log.warning("worker lost: job queued again", extra={
+                "job_id": job_id, "worker": worker, "generation": int(detail)})
+            with contextlib.suppress(ServiceUnavailable):  # _publish failed the job: say so
+                await self._publish(job_id, record["kind"], record["request"],
+                                    record["device"], record["queue"], record.get("priority"),
+                                    record.get("request_id"), generation=int(detail))
+        elif outcome == "lost":
             log.warning("job failed: worker lost", extra={"job_id": job_id, "worker": worker})
-            return await self.store.get(job_id)
-        return record
+        else:
+            return record
+        return await self.store.get(job_id)
 
     async def cancel(self, job_id: str) -> tuple[str, dict[str, Any] | None]:
         outcome = await self.store.request_cancel(job_id)

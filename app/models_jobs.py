@@ -77,6 +77,10 @@ class JobView(BaseModel):
     finished_at: str | None = None
     updated_at: str | None = None
     deliveries: int = Field(default=0, description="times a worker started this job")
+    worker: str | None = Field(default=None,
+                               description="the worker running (or that ran) the latest delivery")
+    generation: int = Field(default=0, description="times the job was queued again because its "
+                                                   "worker was lost (a new message each time)")
     cancel_requested: bool = False
     progress: Progress | None = None
     result: dict[str, Any] | None = Field(default=None, description="present when succeeded")

@@ -47,7 +47,8 @@ class JobPublisher:
         self.timeout_s = settings.job_publish_timeout_s
 
     async def publish(self, *, kind: str, job_id: str, request: dict[str, Any], device: str,
-                      queue: str, priority: int | None, request_id: str | None) -> None:
+                      queue: str, priority: int | None, request_id: str | None,
+                      generation: int = 0) -> None:
         # kombu's Redis transport serves priority 0 first: map the API's "higher first" onto it.
         broker_priority = 9 - priority if priority is not None else DEFAULT_PRIORITY
 
@@ -55,7 +56,7 @@ class JobPublisher:
             self.celery.send_task(
                 names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=broker_priority,
                 kwargs={"job_id": job_id, "request": request, "device": device,
-                        "request_id": request_id},
+                        "request_id": request_id, "generation": generation},
                 headers={"request_id": request_id})
 
         try:

@@ -100,10 +100,12 @@ class WorkerProcess:
     """One real ``celery worker`` (prefork) subprocess against real Redis."""
 
     def __init__(self, ns: Namespace, *, concurrency: int = 2, queues: str = "cpu",
-                 log_path: pathlib.Path | None = None, env: dict[str, str] | None = None) -> None:
+                 log_path: pathlib.Path | None = None, env: dict[str, str] | None = None,
+                 name: str = "it") -> None:
         self.ns = ns
-        self.hostname = f"it-{ns.uid}@{socket.gethostname()}"
-        self.log_path = log_path or ROOT / ".run" / f"worker-{ns.uid}.log"
+        # ``name`` tells apart several workers of one namespace (hostname and log file).
+        self.hostname = f"{name}-{ns.uid}@{socket.gethostname()}"
+        self.log_path = log_path or ROOT / ".run" / f"worker-{name}-{ns.uid}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
                "-P", "prefork", "-c", str(concurrency), "-Q", queues, "-n", self.hostname,

@@ -46,13 +46,13 @@ from workers.names import ACTIVE_STATUSES, ALL_STATUSES, TERMINAL_STATUSES
 EVENTS_MAXLEN = 2000
 DURATION_BUCKETS: tuple[float, ...] = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 JSON_FIELDS = ("request", "labels", "progress", "result", "problem")
-INT_FIELDS = ("deliveries", "seq", "priority", "pid")
+INT_FIELDS = ("deliveries", "seq", "priority", "pid", "generation")
 # A hash without these is not a job record (a partial write, or a late HSET after expiry).
 REQUIRED_FIELDS = ("id", "kind", "status")
 # What a list page shows: everything but the request and the result (they can be large).
 SUMMARY_FIELDS = ("id", "kind", "status", "queue", "device", "priority", "labels", "request_id",
                   "created_at", "started_at", "finished_at", "updated_at", "deliveries",
-                  "cancel_requested", "progress", "problem")
+                  "cancel_requested", "progress", "problem", "generation")
 INDEX_MAX_ENTRIES = 100_000
 INDEX_TIE_BREAK = 1000  # index score = creation ms * 1000 + seq % 1000 (exact in a double)
 
@@ -160,15 +160,22 @@ return {'created', ARGV[1]}
 
 # KEYS: record, stats_current, stats_entered, events, claim (or '')
 # ARGV: allowed_from (comma list), to, now, ttl (0: keep), release_claim ('1'|'0'),
-#       claim_ttl (0: keep), job_id, field, value, ...
+#       claim_ttl (0: keep), job_id, generation ('': any), field, value, ...
+# A writer that names its generation (a worker, for the delivery it runs) is refused once the job
+# has been handed to a newer one (REAP_LUA): a run that was wrongly taken for lost must not
+# overwrite the record of the run that replaced it.
 TRANSITION_LUA = _LUA_MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {'missing', ''} end
 local ok = false
 for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
 if not ok then return {'refused', cur} end
+if ARGV[8] ~= '' and tonumber(redis.call('HGET', KEYS[1], 'generation') or '0')
+    ~= tonumber(ARGV[8]) then
+  return {'refused', 'superseded'}
+end
 local fields = {}
-for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
 move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, ARGV[2], ARGV[3])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
@@ -186,11 +193,16 @@ return {'ok', cur}
 """
 
 # KEYS: record, stats_current, stats_entered, events
-# ARGV: max_deliveries, now, worker, pid
+# ARGV: max_deliveries, now, worker, pid, generation (of the message)
+# A message older than the record's generation is the original of a job that REAP_LUA re-queued
+# (the broker restores it after its visibility timeout): the job has a newer message, skip it.
 BEGIN_LUA = _LUA_MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {'missing', '0'} end
 if cur ~= 'queued' and cur ~= 'running' then return {'skip', cur} end
+if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') then
+  return {'skip', 'stale'}
+end
 local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
 if n > tonumber(ARGV[1]) then return {'exhausted', tostring(n)} end
 redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'worker', ARGV[3], 'pid', ARGV[4])
@@ -248,17 +260,29 @@ return {cur, cur}
 """
 
 # KEYS: record, stats_current, stats_entered, events, claim (or ''), the worker's heartbeat key
-# ARGV: worker hostname, now, result_ttl, job_id, problem JSON
-# A running job whose worker stopped beating (its machine is gone: no drain, no requeue) would
-# otherwise show "running" until the broker's visibility timeout redelivers it — over an hour —
-# and identical requests would keep joining it. Fail it instead, freeing its claim. Guarded by
-# the status and by the worker hostname, so a job that another delivery has since picked up is
-# left alone; when the old message is redelivered, BEGIN_LUA sees "failed" and skips it.
-LOST_LUA = _LUA_MOVE + """
+# ARGV: worker hostname, now, result_ttl, job_id, problem JSON, max_deliveries
+# A running job whose worker stopped beating (its machine or main process is gone: no drain, no
+# requeue) would otherwise show "running" until the broker's visibility timeout (over an hour)
+# restores its message. Instead it goes back to "queued" under a new generation, and the caller
+# publishes a new message for that generation at once; the delivery the lost worker used stays
+# counted, so a job that keeps killing whole workers still fails after max_deliveries — then it
+# is failed here (with ``problem``), freeing its claim. Guarded by the status and by the worker
+# hostname, so a job that another delivery has since picked up is left alone. The old message,
+# when the broker restores it, is older than the record's generation: BEGIN_LUA skips it.
+REAP_LUA = _LUA_MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if cur ~= 'running' then return {'refused', cur or ''} end
 if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return {'refused', 'moved'} end
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'alive', ARGV[1]} end
+local n = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0')
+if n < tonumber(ARGV[6]) then
+  local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+  redis.call('HDEL', KEYS[1], 'worker', 'pid')
+  move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, 'queued', ARGV[2])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
+             'data', cjson.encode({status = 'queued', reason = 'worker-lost'}))
+  return {'requeued', tostring(gen)}
+end
 redis.call('HSET', KEYS[1], 'problem', ARGV[5], 'finished_at', ARGV[2])
 move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, 'failed', ARGV[2])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
@@ -266,7 +290,7 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[3]))
 if KEYS[5] ~= '' and redis.call('GET', KEYS[5]) == ARGV[4] then redis.call('DEL', KEYS[5]) end
-return {'lost', cur}
+return {'lost', tostring(n)}
 """
 
 # KEYS: record, events; ARGV: progress JSON, now
@@ -371,17 +395,21 @@ class JobStore:
     def get(self, job_id: str) -> dict[str, Any] | None:
         return decode_record(self.r.hgetall(self.keys.job(job_id)))
 
-    def begin(self, job_id: str, *, max_deliveries: int, worker: str, pid: int) -> Begin:
+    def begin(self, job_id: str, *, max_deliveries: int, worker: str, pid: int,
+              generation: int = 0) -> Begin:
         k = self.keys
         action, detail = self._begin(
             keys=[k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id)],
-            args=[max_deliveries, now_iso(), worker, pid])
+            args=[max_deliveries, now_iso(), worker, pid, generation])
         return Begin(_s(action), _s(detail))
 
     def transition(self, job_id: str, to: str, *, allowed_from: Sequence[str],
-                   fields: Mapping[str, Any] | None = None) -> tuple[str, str]:
+                   fields: Mapping[str, Any] | None = None,
+                   generation: int | None = None) -> tuple[str, str]:
+        """Move the job to ``to`` if its status is in ``allowed_from`` and, when ``generation``
+        is given, the job still belongs to that generation (see TRANSITION_LUA)."""
         return _transition_call(self._transition, self.keys, self.get_claim_key(job_id), job_id,
-                                to, allowed_from, fields, self.result_ttl_s)
+                                to, allowed_from, fields, self.result_ttl_s, generation)
 
     def get_claim_key(self, job_id: str) -> str:
         return _s(self.r.hget(self.keys.job(job_id), "claim_key") or "")
@@ -392,15 +420,22 @@ class JobStore:
         return bool(self._progress(keys=[self.keys.job(job_id), self.keys.events(job_id)],
                                    args=[data, now_iso()]))
 
-    def stop_reason(self, job_id: str, hostname: str | None) -> str | None:
-        """``cancel`` (the user asked), ``drain`` (this worker is shutting down) or None, in one
-        round trip. A cancel wins: the job then ends cancelled instead of going back to the
-        queue."""
-        keys = [self.keys.cancel(job_id)] + ([self.keys.draining(hostname)] if hostname else [])
-        values = self.r.mget(keys)
+    def stop_reason(self, job_id: str, hostname: str | None, generation: int = 0) -> str | None:
+        """``cancel`` (the user asked), ``superseded`` (the job was taken for lost and handed to
+        a newer generation: this run's result would be refused), ``drain`` (this worker is
+        shutting down) or None, in one round trip. A cancel wins: the job then ends cancelled
+        instead of going back to the queue."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.get(self.keys.cancel(job_id))
+        pipe.hget(self.keys.job(job_id), "generation")
+        if hostname:
+            pipe.get(self.keys.draining(hostname))
+        values = pipe.execute()
         if values[0]:
             return "cancel"
-        if len(values) > 1 and values[1]:
+        if int(values[1] or 0) != generation:
+            return "superseded"
+        if len(values) > 2 and values[2]:
             return "drain"
         return None
 
@@ -429,7 +464,8 @@ def _s(value: Any) -> str:
 
 def _transition_args(keys: JobKeys, claim_key: str, job_id: str, to: str,
                      allowed_from: Sequence[str], fields: Mapping[str, Any] | None,
-                     result_ttl_s: int) -> tuple[list[str], list[Any]]:
+                     result_ttl_s: int, generation: int | None = None
+                     ) -> tuple[list[str], list[Any]]:
     terminal = to in TERMINAL_STATUSES
     release = to in ("failed", "cancelled")
     extra = dict(fields or {})
@@ -437,15 +473,17 @@ def _transition_args(keys: JobKeys, claim_key: str, job_id: str, to: str,
         extra.setdefault("finished_at", now_iso())
     args: list[Any] = [_status_csv(allowed_from), to, now_iso(),
                        result_ttl_s if terminal else 0, "1" if release else "0",
-                       result_ttl_s if to == "succeeded" else 0, job_id, *encode_fields(extra)]
+                       result_ttl_s if to == "succeeded" else 0, job_id,
+                       "" if generation is None else generation, *encode_fields(extra)]
     k = [keys.job(job_id), keys.stats_current, keys.stats_entered, keys.events(job_id), claim_key]
     return k, args
 
 
 def _transition_call(script: Any, keys: JobKeys, claim_key: str, job_id: str, to: str,
                      allowed_from: Sequence[str], fields: Mapping[str, Any] | None,
-                     result_ttl_s: int) -> tuple[str, str]:
-    k, args = _transition_args(keys, claim_key, job_id, to, allowed_from, fields, result_ttl_s)
+                     result_ttl_s: int, generation: int | None = None) -> tuple[str, str]:
+    k, args = _transition_args(keys, claim_key, job_id, to, allowed_from, fields, result_ttl_s,
+                               generation)
     outcome, prev = script(keys=k, args=args)
     return _s(outcome), _s(prev)
 
@@ -500,18 +538,20 @@ class AsyncJobStore:
         outcome, prev = await self.r.eval(TRANSITION_LUA, len(k), *k, *args)
         return _s(outcome), _s(prev)
 
-    async def fail_if_worker_lost(self, job_id: str, worker: str, claim_key: str,
-                                  problem: Mapping[str, Any]) -> str:
-        """``lost`` (the running job's worker has no heartbeat: the job is now failed with
-        ``problem``), ``alive``, or ``refused`` (not running on that worker any more).
-        ``claim_key`` comes from the record the caller just read (one round trip, not two: this
-        runs on every poll of a running job)."""
+    async def reap_if_worker_lost(self, job_id: str, worker: str, claim_key: str,
+                                  problem: Mapping[str, Any], *, max_deliveries: int
+                                  ) -> tuple[str, str]:
+        """For a running job whose worker has no heartbeat (REAP_LUA): ``("requeued", gen)`` —
+        back to queued under generation ``gen``, to be published again by the caller —, or
+        ``("lost", deliveries)`` — failed with ``problem``, its deliveries used up —; else
+        ``("alive", worker)`` or ``("refused", why)``. ``claim_key`` comes from the record the
+        caller just read (one round trip, not two: this runs on every poll of a running job)."""
         k = self.keys
-        outcome, _ = await self.r.eval(
-            LOST_LUA, 6, k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id),
+        outcome, detail = await self.r.eval(
+            REAP_LUA, 6, k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id),
             claim_key, k.worker(worker), worker, now_iso(), self.result_ttl_s, job_id,
-            json.dumps(dict(problem)))
-        return _s(outcome)
+            json.dumps(dict(problem)), max_deliveries)
+        return _s(outcome), _s(detail)
 
     async def request_cancel(self, job_id: str) -> str:
         """``cancelled`` (it was queued), ``requested`` (running: flag set), ``missing``, or the

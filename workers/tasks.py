@@ -42,15 +42,16 @@ def get_store() -> JobStore:
 
 
 class CancelPoller:
-    """``should_stop`` for the core: reads, at most every ``interval_s``, the job's cancel flag
-    and this worker's draining flag (set when the worker starts a warm shutdown). ``reason``
-    says which one stopped the job: ``cancel`` ends it cancelled, ``drain`` hands it back to
-    the queue."""
+    """``should_stop`` for the core: reads, at most every ``interval_s``, the job's cancel flag,
+    its generation and this worker's draining flag (set when the worker starts a warm shutdown).
+    ``reason`` says which one stopped the job: ``cancel`` ends it cancelled, ``drain`` hands it
+    back to the queue, ``superseded`` (the job was taken for lost and queued again: another
+    delivery owns it now) drops this run without a write."""
 
     def __init__(self, store: JobStore, job_id: str, interval_s: float,
-                 hostname: str | None = None) -> None:
+                 hostname: str | None = None, generation: int = 0) -> None:
         self.store, self.job_id, self.interval_s = store, job_id, interval_s
-        self.hostname = hostname
+        self.hostname, self.generation = hostname, generation
         self._next = 0.0
         self.reason: str | None = None
 
@@ -59,7 +60,8 @@ class CancelPoller:
         if self.reason is None and now >= self._next:
             self._next = now + self.interval_s
             try:
-                self.reason = self.store.stop_reason(self.job_id, self.hostname)
+                self.reason = self.store.stop_reason(self.job_id, self.hostname,
+                                                     self.generation)
             except redis.RedisError as exc:  # a blip must not kill a long job
                 log.warning("cancel check failed: %s", exc)
         return self.reason is not None
@@ -86,8 +88,11 @@ def _entry_point(kind: str) -> Callable[..., dict[str, Any]]:
 
 
 class JobTask(Task):
-    """Fails the job record when the hard time limit kills the child (Celery calls on_failure
-    in the parent for hard timeouts); everything else is handled inside :func:`run_job`."""
+    """Fails the job record when the task itself fails: the hard time limit killed the child
+    (Celery calls on_failure in the parent then), the job store stayed unreachable through the
+    begin phase's retries, or a limit landed outside the training. Without this the record would
+    stay queued or running, and identical requests would keep joining it. Outcomes of the
+    training itself are written inside :func:`run_job`."""
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: ExceptionInfo | None) -> None:
@@ -95,19 +100,24 @@ class JobTask(Task):
             doc = problem(504, "time-limit", "Job exceeded the hard time limit",
                           f"The job was stopped after {settings.job_hard_time_limit_s} s "
                           "(hard limit).", limit_s=settings.job_hard_time_limit_s)
-            try:
-                get_store().transition(task_id, "failed", allowed_from=["running", "queued"],
-                                       fields={"problem": doc})
-            except redis.RedisError:
-                log.exception("could not mark job %s failed after a hard timeout", task_id)
+        else:
+            doc = from_exception(exc)
+        try:
+            outcome, _ = get_store().transition(
+                task_id, "failed", allowed_from=["running", "queued"], fields={"problem": doc},
+                generation=int((kwargs or {}).get("generation", 0)))
+            log.warning("task failed: job marked failed", extra={
+                "job_id": task_id, "error": repr(exc), "stored": outcome})
+        except redis.RedisError:
+            log.exception("could not mark job %s failed after %r", task_id, exc)
 
 
 def run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device: str,
-            request_id: str | None) -> dict[str, Any]:
+            request_id: str | None, generation: int = 0) -> dict[str, Any]:
     token = logs.job_context.set({"job_id": job_id, "request_id": request_id or "",
                                   "kind": kind})
     try:
-        return _run_job(task, job_id, kind, request, device)
+        return _run_job(task, job_id, kind, request, device, generation)
     finally:
         logs.job_context.reset(token)
 
@@ -118,12 +128,13 @@ _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 BEGIN_MAX_RETRIES = 5
 
 
-def _begin_phase(task: Task, store: JobStore, job_id: str, worker: str) -> Any:
+def _begin_phase(task: Task, store: JobStore, job_id: str, worker: str, generation: int
+                 ) -> Any:
     """Start the job, or retry the *task* on a Redis blip. Only this phase retries the task:
     nothing has been trained yet, and the record's delivery count bounds the starts anyway."""
     try:
         return store.begin(job_id, max_deliveries=settings.job_max_deliveries, worker=worker,
-                           pid=os.getpid())
+                           pid=os.getpid(), generation=generation)
     except _TRANSIENT as exc:
         retries = getattr(task.request, "retries", 0) or 0
         log.warning("job store unreachable at start; retrying the task", extra={
@@ -151,7 +162,7 @@ def _with_retries(what: str, fn: Callable[[], T], *, attempts: int, first_delay_
 
 
 def _finish(store: JobStore, job_id: str, kind: str, status: str, fields: dict[str, Any],
-            elapsed: float) -> str:
+            elapsed: float, generation: int) -> str:
     """The final write, retried in place: a Redis blip here must never re-run the training
     (the task is not retried; its message is acked). If Redis stays away past the retries the
     job's record is left as it is and the error logged."""
@@ -162,7 +173,7 @@ def _finish(store: JobStore, job_id: str, kind: str, status: str, fields: dict[s
         outcome, prev = _with_retries(
             "final job write", lambda: store.transition(
                 job_id, status, allowed_from=["running"],
-                fields={**fields, "run_seconds": round(elapsed, 3)}),
+                fields={**fields, "run_seconds": round(elapsed, 3)}, generation=generation),
             attempts=attempts, first_delay_s=0.5, max_delay_s=10.0)
     except _TRANSIENT:
         log.exception("could not store the job's outcome; the record stays as it was",
@@ -196,11 +207,11 @@ def _hand_back(store: JobStore, job_id: str, delivery: int) -> None:
     raise Reject("worker shutting down", requeue=True)
 
 
-def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device: str
-             ) -> dict[str, Any]:
+def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device: str,
+             generation: int) -> dict[str, Any]:
     store = get_store()
     worker = task.request.hostname or socket.gethostname()
-    begin = _begin_phase(task, store, job_id, worker)
+    begin = _begin_phase(task, store, job_id, worker, generation)
     if begin.action in ("missing", "skip"):
         log.info("job not started", extra={"reason": begin.action, "status": begin.detail})
         return {"job_id": job_id, "status": begin.detail or "missing"}
@@ -221,7 +232,8 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
     log.info("job started", extra={"delivery": delivery, "device": device})
     t0 = time.monotonic()
     status, fields = "failed", {}
-    poller = CancelPoller(store, job_id, settings.job_cancel_poll_s, hostname=worker)
+    poller = CancelPoller(store, job_id, settings.job_cancel_poll_s, hostname=worker,
+                          generation=generation)
     try:
         result = _entry_point(kind)(request, device=device,
                                     progress=lambda ev: _report(store, job_id, ev),
@@ -237,6 +249,10 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
 
         if isinstance(exc, Cancelled) and poller.reason == "drain":
             _hand_back(store, job_id, delivery)  # raises Reject (the finally still runs)
+        if isinstance(exc, Cancelled) and poller.reason == "superseded":
+            log.warning("job superseded: it was queued again as lost; this run is dropped",
+                        extra={"generation": generation})
+            return {"job_id": job_id, "status": "superseded"}
         if isinstance(exc, Cancelled):
             status, fields = "cancelled", {}
         else:
@@ -248,7 +264,7 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
     finally:
         release_accelerator_memory()
     elapsed = time.monotonic() - t0
-    _finish(store, job_id, kind, status, fields, elapsed)
+    _finish(store, job_id, kind, status, fields, elapsed, generation)
     return {"job_id": job_id, "status": status}
 
 
@@ -256,11 +272,11 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
 # phase retries the task (_begin_phase); the final write retries in place (_finish).
 @app.task(name=names.RANGE_TEST_TASK, bind=True, base=JobTask)
 def range_test(self: Task, job_id: str, request: dict[str, Any], device: str = "auto",
-               request_id: str | None = None) -> dict[str, Any]:
-    return run_job(self, job_id, "lr-range-test", request, device, request_id)
+               request_id: str | None = None, generation: int = 0) -> dict[str, Any]:
+    return run_job(self, job_id, "lr-range-test", request, device, request_id, generation)
 
 
 @app.task(name=names.TRIALS_TASK, bind=True, base=JobTask)
 def trials(self: Task, job_id: str, request: dict[str, Any], device: str = "auto",
-           request_id: str | None = None) -> dict[str, Any]:
-    return run_job(self, job_id, "trials", request, device, request_id)
+           request_id: str | None = None, generation: int = 0) -> dict[str, Any]:
+    return run_job(self, job_id, "trials", request, device, request_id, generation)

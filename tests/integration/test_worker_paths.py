@@ -82,6 +82,16 @@ def test_hard_timeout_reported_by_the_parent_fails_the_job(wns: Namespace) -> No
     assert rec["status"] == "failed" and rec["problem"]["limit_s"] == 9
 
 
+def test_a_task_that_fails_outside_the_training_fails_its_job(wns: Namespace) -> None:
+    # e.g. the job store stayed unreachable through the begin phase's retries: without this the
+    # record stays queued and identical requests keep joining it until it expires.
+    job_id = _create(wns)
+    tasks.range_test.on_failure(RuntimeError("store unreachable"), job_id, (),
+                                {"generation": 0}, None)
+    rec = _record(wns, job_id)
+    assert rec["status"] == "failed" and rec["problem"]["status"] == 500
+
+
 def test_a_job_cancelled_while_queued_is_not_started(wns: Namespace,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     def never(*_: Any, **__: Any) -> dict[str, Any]:
@@ -108,7 +118,8 @@ def test_cancel_poller_reads_redis_at_most_every_interval(wns: Namespace) -> Non
     calls = 0
 
     class CountingStore:
-        def stop_reason(self, job_id: str, hostname: str | None) -> str | None:
+        def stop_reason(self, job_id: str, hostname: str | None, generation: int = 0
+                        ) -> str | None:
             nonlocal calls
             calls += 1
             return None
