@@ -18,7 +18,10 @@ FindingKind = Literal["nan_inf", "divergence", "plateau", "oscillation", "overfi
 
 MAX_POINTS = 100_000
 DIVERGE_RATIO = 1.5      # smoothed loss this far above its minimum, at the end ⇒ diverging
-PLATEAU_GAIN = 0.05      # less than 5 % total improvement (smoothed) ⇒ plateau
+PLATEAU_GAIN = 0.05      # less than 5 % total improvement (smoothed) ⇒ plateau candidate …
+PLATEAU_SLOPE_T = 3.0    # … unless the fitted slope is this many standard errors below 0 (the
+PLATEAU_MIN_TREND = 0.01  # error from the batch noise) and falls ≥ 1 % of the level over the log
+LR_DECAYING = 0.9        # the log's last LR below 90 % of its peak ⇒ a schedule is decaying it
 OSC_SIGN_FLIPS = 0.6     # share of successive differences changing sign
 OSC_REL_NOISE = 0.10     # residual around the running median, relative to the loss level
 OVERFIT_RISE = 0.05      # validation loss 5 % above its minimum while training loss fell
@@ -149,17 +152,15 @@ def diagnose(log: TrainingLog) -> Diagnosis:
                 evidence={"sign_flip_share": flip_share, "relative_noise": resid / level,
                           "steps": [steps[idx[0]], steps[idx[-1]]]},
                 change=change))
-        # plateau: little total improvement and no divergence/oscillation to explain it
+        # plateau: little total improvement, no significant downward trend (a late window of a
+        # healthy power-law curve still falls a few % — its slope stands out of the batch
+        # noise), and no divergence/oscillation to explain it
         gain = (sm[0] - min(sm)) / scale
-        if gain < PLATEAU_GAIN and not any(f.kind in ("divergence", "oscillation")
-                                           for f in findings):
-            findings.append(Finding(
-                kind="plateau", rule_ids=["O7.5", "O6.2"],
-                summary=f"loss improved only {gain:.1%} over the log: raise the LR × {LR_UP:g} "
-                "and check that the warmup ends (O6.2)",
-                evidence={"start_loss": sm[0], "best_loss": min(sm), "relative_gain": gain,
-                          "steps": [steps[idx[0]], steps[idx[-1]]]},
-                change=_lr_change(log, idx[-1], LR_UP)))
+        slope_t, trend = _trend([steps[i] for i in idx], ys, resid, level)
+        improving = slope_t <= -PLATEAU_SLOPE_T and trend >= PLATEAU_MIN_TREND
+        if gain < PLATEAU_GAIN and not improving and not any(
+                f.kind in ("divergence", "oscillation") for f in findings):
+            findings.append(_plateau(log, steps, idx, sm, gain, slope_t, trend))
     over = _overfit(log, idx, ys)
     if over:
         findings.append(over)
@@ -170,6 +171,46 @@ def diagnose(log: TrainingLog) -> Diagnosis:
             evidence={"start_loss": ys[0] if ys else None, "end_loss": ys[-1] if ys else None},
             change={}))
     return Diagnosis(findings=findings)
+
+
+def _trend(xs: list[int], ys: list[float], noise: float, level: float) -> tuple[float, float]:
+    """The least-squares slope of loss over steps as a t statistic against the batch noise
+    (``noise``: the spread around the running median), and the fitted fall over the log
+    relative to the loss level. A flat or rising fit gives (≥ 0, ≤ 0)."""
+    if len(set(xs)) < 3:
+        return 0.0, 0.0
+    slope, _ = statistics.linear_regression(xs, ys)
+    mean_x = statistics.fmean(xs)
+    sxx = math.fsum((x - mean_x) ** 2 for x in xs)
+    se = noise / math.sqrt(sxx)
+    t = slope / se if se > 0 else (-math.inf if slope < 0 else 0.0)
+    return t, -slope * (xs[-1] - xs[0]) / level
+
+
+def _plateau(log: TrainingLog, steps: list[int], idx: list[int], sm: list[float], gain: float,
+             slope_t: float, trend: float) -> Finding:
+    evidence: dict[str, Any] = {"start_loss": sm[0], "best_loss": min(sm), "relative_gain": gain,
+                                "slope_t": slope_t if math.isfinite(slope_t) else None,
+                                "relative_trend": trend,
+                                "steps": [steps[idx[0]], steps[idx[-1]]]}
+    lrs = [log.lr[i] for i in idx] if log.lr else []
+    peak = max(lrs, default=0.0)
+    if peak > 0 and lrs[-1] < LR_DECAYING * peak:
+        # A schedule is lowering the LR: a flattening loss is what it does, not a sign that the
+        # LR is too low — raising it would undo the schedule.
+        evidence["lr_peak"], evidence["lr_end"] = peak, lrs[-1]
+        return Finding(
+            kind="plateau", rule_ids=["O7.5", "O6.1", "O6.2"],
+            summary=f"loss improved only {gain:.1%} over the log while the schedule decays the "
+            f"LR from {peak:.3g} to {lrs[-1]:.3g}: a flattening loss is expected as the LR "
+            "falls (O6.1), so the LR is not raised; if the loss was also flat at the peak LR, "
+            "check that the warmup ends (O6.2) and the data",
+            evidence=evidence, change={})
+    return Finding(
+        kind="plateau", rule_ids=["O7.5", "O6.2"],
+        summary=f"loss improved only {gain:.1%} over the log and shows no downward trend above "
+        f"the batch noise: raise the LR × {LR_UP:g} and check that the warmup ends (O6.2)",
+        evidence=evidence, change=_lr_change(log, idx[-1], LR_UP))
 
 
 def _overfit(log: TrainingLog, idx: list[int], ys: list[float]) -> Finding | None:

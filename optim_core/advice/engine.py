@@ -17,6 +17,7 @@ from optim_core import __version__
 from optim_core.advice import ranges
 from optim_core.advice.artefacts import build_artefacts
 from optim_core.advice.models import (
+    LLM_TASKS,
     Advice,
     AdviceRequest,
     AdviceWarning,
@@ -114,13 +115,31 @@ def _g(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _check_batch_unit(req: AdviceRequest, run: _Run, tr: _Trace) -> None:
+    """L-BATCH-UNIT: a batch of more than 1e8 tokens per step is far beyond any published
+    recipe; the likeliest cause is a token count typed into ``batch_size`` (sequences)."""
+    cap = param("L-BATCH-UNIT", "max_tokens")
+    if run.tokens_per_batch is None or run.tokens_per_batch <= cap:
+        return
+    assert req.seq_len is not None
+    tr.confidence -= 0.2
+    seqs = max(1, req.batch_size // req.seq_len)
+    tr.warn(["L-BATCH-UNIT", "O7.1"], f"batch_size × seq_len = {req.batch_size} × {req.seq_len} "
+            f"= {_g(run.tokens_per_batch)} tokens per step, above {_g(cap)} (~25× LLaMA's 4M): "
+            f"batch_size counts sequences (or examples), not tokens — if {req.batch_size} is "
+            f"tokens, the batch is {seqs} sequences of {req.seq_len}; the advice below takes "
+            "the request as given")
+
+
 # --------------------------------------------------------------------------- optimizer
 
 
 def _engine_pick(req: AdviceRequest) -> tuple[str, list[str], str]:
     """O7.1's pick for the request: (name, rule ids, reason)."""
     is_t5 = req.architecture == "encoder_decoder_transformer" and req.task != "llm_finetune_peft"
-    large = req.batch_size >= param("O7.1", "large_batch")
+    threshold = param("O7.1", "large_batch")
+    large = req.batch_size > threshold
+    decoder = _is_decoder_lm(req)
     if is_t5:
         name, ids, why = "adafactor", ["O7.1", "L-T5", "O5.4"], (
             "encoder-decoder (T5 family): Adafactor, as T5 was trained and fine-tuned")
@@ -131,10 +150,17 @@ def _engine_pick(req: AdviceRequest) -> tuple[str, list[str], str]:
         name, ids, why = "adafactor", ["O7.1", "O5.4"], (
             "memory is tight: Adafactor keeps a factored second moment instead of Adam's two "
             "full-size states")
+    elif large and decoder and req.task != "llm_finetune_peft":
+        tokens = f" ({_g(req.batch_size * req.seq_len)} tokens)" if req.seq_len else ""
+        name, ids, why = "adamw", ["O7.1", "L-LLMBATCH", "O5.3", "W6"], (
+            f"AdamW: batch {req.batch_size} sequences{tokens} is beyond O7.1's {threshold}, but "
+            "LAMB is not used for an LLM/decoder — every published LLM recipe trained AdamW at "
+            "its batch (GPT-3 175B at 3.2M tokens, LLaMA at 4M tokens; L-LLMBATCH)")
     elif large and req.task != "llm_finetune_peft":
         name, ids, why = "lamb", ["O7.1", "O5.4", "L-LAMB"], (
-            f"batch {req.batch_size} ≥ {param('O7.1', 'large_batch')} examples: LAMB "
-            "(layer-wise trust ratio) for large-batch training")
+            f"batch {req.batch_size} > {threshold} sequences/examples: LAMB (layer-wise trust "
+            "ratio), as You et al. 2020 pre-trained BERT at 32k-64k sequences where earlier "
+            "large-batch methods failed beyond 8,192 (RoBERTa's 8k × 512 still used Adam)")
     elif req.task == "llm_finetune_peft":
         ids = ["O7.1", "L-LORA"] + (["L-QLORA"] if req.memory_tight else [])
         name, why = "adamw", ("parameter-efficient fine-tuning: AdamW on the adapter weights; "
@@ -146,6 +172,14 @@ def _engine_pick(req: AdviceRequest) -> tuple[str, list[str], str]:
             "AdamW: the standard for transformers and the default for other tasks (decoupled "
             "decay, O5.3/W6)")
     return name, ids, why
+
+
+def _is_decoder_lm(req: AdviceRequest) -> bool:
+    """An LLM/decoder language model (L-LLMBATCH): a decoder, or an LLM task on a model that is
+    not an encoder (BERT-style, L-LAMB) or an encoder-decoder (T5, L-T5)."""
+    return req.architecture == "decoder_transformer" or (
+        req.task in LLM_TASKS
+        and req.architecture not in ("encoder_transformer", "encoder_decoder_transformer"))
 
 
 def _choose_optimizer(req: AdviceRequest, tr: _Trace) -> str:
@@ -219,13 +253,22 @@ def _reference_usable(req: AdviceRequest, opt: str, tr: _Trace) -> bool:
 
 
 def _scaled(req: AdviceRequest, tr: _Trace, opt: str, base: float, from_b: float, to_b: float,
-            unit: str, why_base: str, base_ids: list[str]) -> tuple[float, BatchScaling]:
-    method = "linear" if opt == "sgd" else "sqrt"
-    bounds = (param("L-GOYAL17", "ratio_clamp") if method == "linear"
-              else param("L-MALLADI22", "clamp"))
+            unit: str, why_base: str, base_ids: list[str],
+            deit_linear: bool = False) -> tuple[float, BatchScaling]:
+    """``base`` at ``from_b`` moved to ``to_b``: linear for SGD (O2.2b) and for DeiT's own
+    published rule inside its range (``deit_linear``, L-DEIT); square root for the Adam family
+    otherwise (L-MALLADI22)."""
+    method = "linear" if opt == "sgd" or deit_linear else "sqrt"
+    if deit_linear:
+        bounds = (param("L-DEIT", "min_factor"),
+                  param("L-DEIT", "linear_max_batch") / param("L-DEIT", "base_batch"))
+        ids = ["L-DEIT", "O2.2a"]
+    elif method == "linear":
+        bounds, ids = param("L-GOYAL17", "ratio_clamp"), ["O2.2b", "O2.2a"]
+    else:
+        bounds, ids = param("L-MALLADI22", "clamp"), ["L-MALLADI22", "O2.2a"]
     factor = ranges.batch_factor(method, to_b, from_b, bounds)
     raw = to_b / from_b if method == "linear" else math.sqrt(to_b / from_b)
-    ids = ["O2.2b", "O2.2a"] if method == "linear" else ["L-MALLADI22", "O2.2a"]
     if not math.isclose(raw, factor):
         tr.warn(ids, f"batch ratio {_g(to_b / from_b)} is outside the range where {method} "
                 f"scaling is trusted; the factor was clamped from {_g(raw)} to {_g(factor)}")
@@ -238,7 +281,8 @@ def _scaled(req: AdviceRequest, tr: _Trace, opt: str, base: float, from_b: float
                            from_batch=ranges.sig(from_b), to_batch=ranges.sig(to_b), unit=unit,
                            factor=ranges.sig(factor, 4))
     tr.why("batch_scaling", scaling.method, ids,
-           "linear for SGD (O2.2b, Goyal 2017); square root for the Adam family (Malladi 2022)"
+           "linear for SGD (O2.2b, Goyal 2017) and for DeiT's published 5e-4 × B/512 up to "
+           "B = 4,096 (L-DEIT); square root for the Adam family otherwise (Malladi 2022)"
            "; O2.2a: a larger batch has less gradient noise, which is what lets the LR grow")
     return lr, scaling
 
@@ -254,7 +298,10 @@ def _unscaled(tr: _Trace, lr: float, ids: list[str], text: str) -> tuple[float, 
 
 def _choose_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float, BatchScaling]:
     lr, scaling = _base_lr(req, run, opt, tr)
-    return _transfer_lr(req, opt, lr, tr), scaling
+    lr = _transfer_lr(req, opt, lr, tr)
+    tr.amend("optimizer.lr", lr, ["O1.2"], f"η = {_g(lr)} is the step size that scales every "
+             "update θ ← θ − η·∇L (O1.2; for adaptive methods η scales the normalised step)")
+    return lr, scaling
 
 
 def _transfer_lr(req: AdviceRequest, opt: str, lr: float, tr: _Trace) -> float:
@@ -312,6 +359,21 @@ def _sgd_lr(req: AdviceRequest, tr: _Trace) -> tuple[float, BatchScaling]:
                      "three decades")
 
 
+def _outside_anchors(tr: _Trace, n: float, anchors: Any, rid: str, what: str,
+                     penalty: float) -> None:
+    """Warn (and lower the confidence by ``penalty``) when ``n`` parameters lies outside the
+    anchors' fitted range: the methods hold the nearest anchor's value, they do not
+    extrapolate."""
+    if ranges.inside(n, anchors):
+        return
+    lo, hi = anchors[0][0], anchors[-1][0]
+    side = "above" if n > hi else "below"
+    tr.confidence -= penalty
+    tr.warn([rid], f"{_g(n)} parameters is {side} the range of {rid}'s anchors ({what}: "
+            f"{_g(lo)}…{_g(hi)} parameters); the LR is held at the nearest anchor's value, not "
+            "extrapolated — treat it as a starting point and confirm it with a range test")
+
+
 def _base_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float, BatchScaling]:
     n = float(req.param_count)
     if _reference_usable(req, opt, tr):
@@ -332,8 +394,7 @@ def _base_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float
         anchors = param("L-GPT3", "anchors")
         lr0 = ranges.loglog_interp(n, [(a[0], a[1]) for a in anchors])
         b0 = ranges.loglog_interp(n, [(a[0], a[2]) for a in anchors])
-        if not ranges.inside(n, anchors):
-            tr.confidence -= 0.15
+        _outside_anchors(tr, n, anchors, "L-GPT3", "GPT-3 Table 2.1", 0.15)
         assert run.tokens_per_batch is not None
         return _scaled(req, tr, opt, lr0, b0, run.tokens_per_batch, "tokens",
                        f"GPT-3 Table 2.1 LR interpolated log-log over parameters at "
@@ -350,8 +411,16 @@ def _base_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float
                        f"Goyal et al.: LR {_g(base)} per {b0} images", ["L-GOYAL17"])
     if req.task == "vision_transformer":
         base, b0 = param("L-DEIT", "base_lr"), param("L-DEIT", "base_batch")
-        return _scaled(req, tr, opt, base, b0, req.batch_size, "examples",
-                       f"DeiT: LR {_g(base)} at batch {b0}", ["L-DEIT"])
+        knee = param("L-DEIT", "linear_max_batch")
+        if req.batch_size <= knee:
+            return _scaled(req, tr, opt, base, b0, req.batch_size, "examples",
+                           f"DeiT's published rule 5e-4 × B/512, linear (Touvron 2021 Table 9; "
+                           f"used up to batch {knee})", ["L-DEIT"], deit_linear=True)
+        top = base * knee / b0
+        return _scaled(req, tr, opt, top, knee, req.batch_size, "examples",
+                       f"DeiT's linear rule 5e-4 × B/512 holds up to batch {knee} "
+                       f"({_g(top)}, Touvron 2021 Table 9); beyond it the Adam-family √ rule",
+                       ["L-DEIT"])
     if req.task == "llm_finetune_peft":
         anchors = param("L-LORA", "anchors")
         lr = ranges.loglog_interp(n, anchors)
@@ -359,13 +428,13 @@ def _base_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float
                          f"from 33B, log-log in between: {_g(lr)} at N = {_g(n)}")
     if req.task == "encoder_finetune":
         anchors = param("L-BERT", "anchors")
-        if not ranges.inside(n, anchors):
-            tr.confidence -= 0.1
+        _outside_anchors(tr, n, anchors, "L-BERT", "BERT-base/large fine-tuning", 0.1)
         lr = ranges.loglog_interp(n, anchors)
         return _unscaled(tr, lr, ["L-BERT", "L-ROBERTA", "O7.2"], "encoder fine-tuning LR "
                          f"log-log over parameters from 5e-5 at 1e8 to 1e-5 at 1e9: {_g(lr)}")
     if req.task == "llm_finetune_full":
         anchors = param("O7.2", "finetune_anchors")
+        _outside_anchors(tr, n, anchors, "O7.2", "O7.2's fine-tuning range", 0.1)
         lr = ranges.loglog_interp(n, anchors)
         return _unscaled(tr, lr, ["O7.2", "L-ALPACA"], "O7.2's fine-tuning range 1e-5…5e-5, "
                          "larger model ⇒ smaller LR: log-log over parameters from 5e-5 at 1e8 "
@@ -373,8 +442,10 @@ def _base_lr(req: AdviceRequest, run: _Run, opt: str, tr: _Trace) -> tuple[float
     # other (and an adaptive optimizer on a CNN, whose recipes are SGD's): O5.2's Adam range,
     # larger model ⇒ smaller LR (O7.2), log-log 1e6 → 1e9 parameters.
     lo, hi = param("O5.2", "lr_range")
-    lr = ranges.loglog_interp(n, [(1e6, hi), (1e9, lo)])
+    generic = [(1e6, hi), (1e9, lo)]
+    lr = ranges.loglog_interp(n, generic)
     tr.confidence -= 0.3
+    _outside_anchors(tr, n, generic, "O5.2", "O5.2's Adam range mapped over model size", 0.0)
     return _unscaled(tr, lr, ["O5.2", "O7.2"], f"O5.2's Adam range {_g(lo)}…{_g(hi)}, larger "
                      f"model ⇒ smaller LR (O7.2): log-log from {_g(hi)} at 1e6 to {_g(lo)} at "
                      f"1e9 parameters: {_g(lr)}")
@@ -464,7 +535,13 @@ def _wd(req: AdviceRequest, run: _Run, opt: str, lr: float, tr: _Trace) -> float
                f"{_g(dfac)} (W7d); floor 1e-4 (W10a); {tail}")
         return wd
     lo, hi = param("O7.3", "range")
-    if req.task == "llm_pretrain":
+    if opt == "lamb":
+        base, ids, src = param("L-LAMB", "weight_decay"), ["L-LAMB"], (
+            "You et al. 2020 trained LAMB with 0.01")
+    elif req.task == "llm_pretrain" and req.architecture == "encoder_transformer":
+        base, ids, src = param("L-BERT", "weight_decay"), ["L-BERT", "L-ROBERTA"], (
+            "BERT and RoBERTa pre-trained their encoders with 0.01")
+    elif req.task == "llm_pretrain":
         base, ids, src = param("L-GPT3", "weight_decay"), ["L-GPT3", "L-LLAMA", "O7.3"], (
             "GPT-3 and LLaMA used 0.1 (O7.3: larger models somewhat larger)")
     elif req.task == "llm_finetune_peft":
@@ -573,7 +650,9 @@ def _choose_schedule(req: AdviceRequest, run: _Run, opt: str, lr: float,
                      "llm_finetune_peft": (param("L-LORA", "warmup_fraction"), "L-LORA"),
                      "encoder_finetune": (param("L-ROBERTA", "warmup_fraction"),
                                           "L-ROBERTA")}.get(
-            req.task, (ranges.loglog_interp(total, [(1e3, maxf), (1e5, 0.01)]), "O6.2b"))
+            req.task, (ranges.loglog_interp(total, [(1e3, maxf),
+                                                   (1e5, param("O6.2b", "min_fraction"))]),
+                       "O6.2b"))
         w = ranges.warmup_from_fraction(total, frac, maxf)
         wwhy = (f"{frac:.3g} of {total} steps ({rid}; O6.2b caps it at 5 %, fraction "
                 f"falls log-log from 5 % at 1e3 to 1 % at 1e5 steps for generic runs): {w}")
@@ -685,7 +764,6 @@ def _schedule_out(tr: _Trace, spec: dict[str, Any], lr: float, w: int, total: in
 
 def _optimizer_details(req: AdviceRequest, opt: str, tr: _Trace) -> dict[str, Any]:
     out: dict[str, Any] = {"betas": None, "eps": None, "momentum": None, "nesterov": None}
-    tr.fire("O1.2")
     if opt == "sgd":
         m = param("O3.1", "momentum")
         out.update(momentum=m, nesterov=False)
@@ -713,18 +791,26 @@ def _optimizer_details(req: AdviceRequest, opt: str, tr: _Trace) -> dict[str, An
         tr.why("optimizer.eps", eps, ["O4.1"], f"ε {eps:g} (torch's AdaGrad default; O4.1 "
                "gives no number)")
     elif opt in ADAM_LIKE:
-        b1, b2 = param("O5.2", "beta1"), param("O5.2", "beta2")
-        ids = ["O5.1", "O5.2"]
-        if req.task == "llm_pretrain":
+        b1, b2, eps = param("O5.2", "beta1"), param("O5.2", "beta2"), param("O5.2", "eps")
+        ids, eps_ids = ["O5.1", "O5.2"], ["O5.2"]
+        b_why, eps_why = " (O5.2 defaults)", " (O5.2)"
+        encoder = req.architecture == "encoder_transformer"
+        if opt == "lamb":
+            eps, eps_ids, eps_why = param("L-LAMB", "eps"), ["O5.2", "L-LAMB"], (
+                " (You et al. 2020 trained LAMB with BERT's 1e-6)")
+        if req.task == "llm_pretrain" and encoder and opt != "lamb":
+            b2, eps = param("L-ROBERTA", "beta2"), param("L-ROBERTA", "eps")
+            ids, eps_ids = [*ids, "L-ROBERTA"], ["O5.2", "L-ROBERTA"]
+            b_why = (" (RoBERTa's pre-training β2 0.98: more stable at large batches, Liu 2019 "
+                     "Table 9)")
+            eps_why = " (RoBERTa's pre-training ε, Liu 2019 Table 9)"
+        elif req.task == "llm_pretrain" and not (encoder and opt == "lamb"):
             b2 = param("L-GPT3", "beta2")
             ids += ["L-GPT3", "L-LLAMA"]
-        eps = 1e-6 if opt == "lamb" else param("O5.2", "eps")
+            b_why = " (0.95 as GPT-3 and LLaMA: faster second-moment adaptation for LLMs)"
         out.update(betas=(b1, b2), eps=eps)
-        tr.why("optimizer.betas", [b1, b2], ids, f"β1 {b1}, β2 {b2}" + (
-            " (0.95 as GPT-3 and LLaMA: faster second-moment adaptation for LLMs)"
-            if b2 == 0.95 else " (O5.2 defaults)"))
-        tr.why("optimizer.eps", eps, ["O5.2"] + (["L-LAMB"] if opt == "lamb" else []),
-               f"ε {eps:g}" + (" (LAMB's usual 1e-6)" if opt == "lamb" else " (O5.2)"))
+        tr.why("optimizer.betas", [b1, b2], ids, f"β1 {b1}, β2 {b2}{b_why}")
+        tr.why("optimizer.eps", eps, eps_ids, f"ε {eps:g}{eps_why}")
     else:  # adafactor: no betas/eps to set beyond the library's factored defaults
         tr.why("optimizer.betas", None, ["O5.4"], "Adafactor without first moment (β1 off) and "
                "its own decay schedule for the factored second moment")
@@ -844,6 +930,7 @@ def advise(req: AdviceRequest) -> Advice:
     """The advice for one request. Pure and deterministic."""
     tr = _Trace()
     run = _derive(req)
+    _check_batch_unit(req, run, tr)
     opt = _choose_optimizer(req, tr)
     if opt == "adafactor" and "L-T5" not in tr.fired:
         tr.confidence -= 0.15

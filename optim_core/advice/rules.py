@@ -83,8 +83,9 @@ RULES: tuple[Rule, ...] = (
     Rule("O6.2", "the advised schedule has a warmup", "linear warmup (reasons: early large "
          "gradients, Adam's v̂ settling, BatchNorm statistics)", f"{_O} §6.2"),
     Rule("O6.2b", "a warmup is advised",
-         "warmup at most 5 % of the run (and 1–5 % or 1,000–10,000 steps)", f"{_O} §6.2",
-         params={"max_fraction": 0.05, "min_fraction": 0.01, "steps": (1000, 10000)}),
+         "warmup at most 5 % of the run (and 1–5 % or 1,000–10,000 steps); a generic run's "
+         "fraction falls from 5 % to 1 % as the run grows", f"{_O} §6.2",
+         params={"max_fraction": 0.05, "min_fraction": 0.01}),
     Rule("O6.3a", "task is image classification with a CNN and the run is given in epochs "
          "(enough of them to put three decays on distinct epoch boundaries)",
          "step decay as Goyal trained ResNet-50: warmup_step, × 0.1 at 1/3, 2/3 and 8/9 of the "
@@ -101,7 +102,9 @@ RULES: tuple[Rule, ...] = (
          params={"warmup_steps": 2000, "min_lr_ratio": 0.1}),
     # --- practical guidelines -------------------------------------------------------------------
     Rule("O7.1", "always", "optimizer by task: LLM → AdamW; fine-tuning → AdamW/Adafactor; CNN → "
-         "SGD + momentum; large batch → LAMB; memory-tight → Adafactor", f"{_O} §7.1",
+         "SGD + momentum; large batch (beyond 8,192 sequences/examples, and only where the "
+         "literature switched: L-LAMB, not for LLMs: L-LLMBATCH) → LAMB; memory-tight → "
+         "Adafactor", f"{_O} §7.1; the 8,192 threshold is You et al. 2020's (see L-LAMB)",
          params={"large_batch": 8192}),
     Rule("O7.2", "task is LLM pre-training or a fine-tune",
          "LR ranges: pre-training 1e-4…3e-4, fine-tuning 1e-5…5e-5; larger model ⇒ smaller LR; "
@@ -116,7 +119,10 @@ RULES: tuple[Rule, ...] = (
          params={"clip_norm": 1.0}),
     Rule("O7.5", "diagnose endpoint; advice monitor list",
          "NaN/Inf → lower LR, check clipping; plateau → raise LR, check warmup; oscillation → "
-         "lower LR, raise batch; overfitting → more weight decay, add dropout", f"{_O} §7.5",
+         "lower LR, raise batch; overfitting → more weight decay, add dropout. A plateau is < 5 % "
+         "gain with no fitted downward slope beyond 3 standard errors of the batch noise (and "
+         "≥ 1 % of the level); while the log's LR decays under a schedule the LR is not raised",
+         f"{_O} §7.5",
          "diagnostic"),
     # --- weight decay ---------------------------------------------------------------------------
     Rule("W7a", "always", "weight-decay search grid {0, 1e-5, 1e-4, 1e-3, 1e-2}", f"{_W} §7",
@@ -159,10 +165,11 @@ RULES: tuple[Rule, ...] = (
                       (1.3e9, 2.0e-4, 1e6), (2.7e9, 1.6e-4, 1e6), (6.7e9, 1.2e-4, 2e6),
                       (13e9, 1.0e-4, 2e6), (175e9, 0.6e-4, 3.2e6)),
           "beta2": 0.95, "weight_decay": 0.1}),
-    Rule("L-LLAMA", "task is LLM pre-training or full fine-tuning of a decoder",
-         "AdamW β 0.9/0.95, wd 0.1, clip 1.0, 2,000 warmup steps, cosine to 10 %",
-         "Touvron et al. 2023, 'LLaMA', §2.2", "literature",
-         {"beta2": 0.95, "weight_decay": 0.1, "warmup_steps": 2000, "min_lr_ratio": 0.1}),
+    Rule("L-LLAMA", "task is LLM pre-training",
+         "AdamW β 0.9/0.95, wd 0.1, clip 1.0, 2,000 warmup steps, cosine to 10 % — the same "
+         "values as L-GPT3 (β2, wd) and O6.4 (warmup, η_min), whose params the engine reads; "
+         "cited as a second source for them",
+         "Touvron et al. 2023, 'LLaMA', §2.2", "literature"),
     Rule("L-KAPLAN20", "task is LLM pre-training and N inside Kaplan's fitted range",
          "cross-check LR(N) ≈ 0.003239 − 0.0001395 ln N widens the LR search range to include it",
          "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', App. D.6 (eq. D.1)",
@@ -188,19 +195,30 @@ RULES: tuple[Rule, ...] = (
          "He et al. 2019, 'Bag of Tricks for Image Classification with CNNs', §5.1", "literature",
          {"min_lr_ratio": 0.0}),
     Rule("L-DEIT", "task is vision transformer",
-         "AdamW, LR 5e-4 × B/512 at B = 512 (sqrt-scaled here), wd 0.05, 5-epoch warmup, cosine",
-         "Touvron et al. 2021, 'Training data-efficient image transformers', Table 9", "literature",
-         {"base_lr": 5e-4, "base_batch": 512, "weight_decay": 0.05, "warmup_epochs": 5}),
-    Rule("L-BERT", "task is encoder fine-tuning",
+         "AdamW, LR 5e-4 × B/512 (linear) up to B = 4,096, √ scaling (L-MALLADI22) from "
+         "4,096 on; wd 0.05, 5-epoch warmup, cosine; the linear factor is floored at 1/16 "
+         "(B = 32: this project's bound, as √'s)",
+         "Touvron et al. 2021, 'Training data-efficient image transformers', Table 9: DeiT-B "
+         "at batch 1024 with lr 0.0005 × bs/512; the same table's ViT-B column (Dosovitskiy "
+         "2021) trained at batch 4096 with lr 0.003, where the linear rule gives 0.004 — so "
+         "the rule is published up to 4,096, not beyond", "literature",
+         {"base_lr": 5e-4, "base_batch": 512, "linear_max_batch": 4096, "min_factor": 1 / 16,
+          "weight_decay": 0.05, "warmup_epochs": 5}),
+    Rule("L-BERT", "task is encoder fine-tuning (LR, wd), or encoder pre-training (wd)",
          "AdamW, LR 2e-5…5e-5 (smaller for larger models), wd 0.01, warmup 10 % then linear "
-         "decay to 0",
-         "Devlin et al. 2019, 'BERT', §A.3; google-research/bert optimization.py", "literature",
+         "decay to 0; pre-training also used wd 0.01 (as RoBERTa did)",
+         "Devlin et al. 2019, 'BERT', §A.2 (pre-training), §A.3; google-research/bert "
+         "optimization.py", "literature",
          {"anchors": ((1e8, 5e-5), (1e9, 1e-5)), "weight_decay": 0.01}),
-    Rule("L-ROBERTA", "task is encoder fine-tuning",
-         "GLUE fine-tuning: warmup 6 % of steps then linear decay to 0, LR 1e-5…3e-5, wd 0.1, "
-         "β2 0.98, ε 1e-6 (the advice keeps BERT's wd 0.01: a request cannot tell the two apart)",
-         "Liu et al. 2019, 'RoBERTa', Table 10 (GLUE fine-tuning)", "literature",
-         {"warmup_fraction": 0.06}),
+    Rule("L-ROBERTA", "task is encoder fine-tuning (warmup), or encoder (BERT-style) "
+         "pre-training with AdamW (β2, ε)",
+         "GLUE fine-tuning: warmup 6 % of steps (O6.2b caps it at 5 %) then linear decay to 0, "
+         "LR 1e-5…3e-5, wd 0.1 (the advice keeps BERT's wd 0.01 and β2 0.999: a request "
+         "cannot tell the two apart); encoder pre-training: Adam β2 0.98, ε 1e-6 (more stable "
+         "at large batches), applied",
+         "Liu et al. 2019, 'RoBERTa', Table 9 (pre-training: β2 0.98, ε 1e-6, batch 8k × 512) "
+         "and Table 10 (GLUE fine-tuning)", "literature",
+         {"warmup_fraction": 0.06, "beta2": 0.98, "eps": 1e-6}),
     Rule("L-ALPACA", "task is full fine-tuning of an LLM",
          "AdamW LR 2e-5 at 7B, cosine, warmup 3 %", "Taori et al. 2023, Stanford Alpaca README "
          "(training hyperparameters)", "literature", {"warmup_fraction": 0.03}),
@@ -218,10 +236,25 @@ RULES: tuple[Rule, ...] = (
          "optimizer state is small, so O7.1's Adafactor is not needed); no weight decay",
          "Dettmers et al. 2023, 'QLoRA', App. B.2; artidoro/qlora qlora.py defaults", "literature",
          {"clip_norm": 0.3, "warmup_fraction": 0.03, "weight_decay": 0.0}),
-    Rule("L-LAMB", "batch size ≥ O7.1's large-batch threshold (not a CNN)",
-         "LAMB with the Adam-family LR scaled by √ of the batch ratio, wd 0.01",
+    Rule("L-LAMB", "batch beyond O7.1's 8,192 sequences/examples for an encoder (BERT-style) "
+         "transformer, a ViT or a generic task; never an LLM/decoder (L-LLMBATCH), a CNN "
+         "(SGD, L-GOYAL17) or adapters",
+         "LAMB with the Adam-family LR (√-scaled from a reference), wd 0.01, ε 1e-6",
          "You et al. 2020, 'Large Batch Optimization for Deep Learning: Training BERT in 76 "
-         "minutes', §4", "literature", {"weight_decay": 0.01}),
+         "minutes', abstract and §4: earlier large-batch methods fail for BERT beyond 8,192; "
+         "LAMB pre-trained BERT at 65,536 (seq 128) and 32,768 (seq 512) sequences, wd 0.01; "
+         "RoBERTa (Liu 2019, Table 9) trained Adam at 8k × 512, so 8,192 itself stays AdamW",
+         "literature", {"weight_decay": 0.01, "eps": 1e-6}),
+    Rule("L-LLMBATCH", "LLM/decoder training with a batch beyond O7.1's 8,192 sequences",
+         "keep AdamW: O7.1's large-batch LAMB is not applied to LLMs, because every published "
+         "LLM recipe trained AdamW at its batch",
+         "Brown et al. 2020 Table 2.1 (GPT-3 175B: AdamW at 3.2M tokens per batch); Touvron "
+         "et al. 2023 §2.2 (LLaMA: AdamW at 4M tokens per batch)", "literature"),
+    Rule("L-BATCH-UNIT", "batch_size × seq_len above 1e8 tokens per step",
+         "warn that batch_size looks like a token count (it counts sequences), confidence "
+         "− 0.2", "this project's plausibility bound: 1e8 tokens is ~25× the largest batch in "
+         "the recipes of L-LLMBATCH (LLaMA's 4M tokens)", "decision",
+         {"max_tokens": 1e8}),
     # --- transfer rows: the user chose an optimizer other than O7.1's pick --------------------
     Rule("L-LION", "the user chose Lion",
          "LR = the AdamW advice ÷ 3 and decoupled λ = AdamW's × 3 (lr·λ unchanged, capped at "

@@ -58,3 +58,27 @@ def test_overfitting_adds_decay_and_dropout() -> None:
     assert f.evidence["best_val_step"] == 10 * best and f.change["stop_at_step"] == 10 * best
     assert f.change["weight_decay"]["to"] == pytest.approx(0.03)
     assert f.change["dropout"]["to"] == pytest.approx(0.1)
+
+
+def _power_law_window(lr: list[float] | None = None) -> TrainingLog:
+    """Steps 6,000…9,000 of L(t) = 3·t^-0.1 with 1 % batch noise: the loss still falls ~4 %
+    over the window — a healthy late run, not a plateau."""
+    steps = list(range(6000, 9001, 10))
+    loss = [3 * t ** -0.1 * (1 + 0.01 * (random.Random(t).random() - 0.5)) for t in steps]
+    return TrainingLog(loss=loss, steps=steps, lr=lr)
+
+
+def test_late_power_law_window_is_not_a_plateau() -> None:
+    log = _power_law_window()
+    gain = (log.loss[0] - min(log.loss)) / log.loss[0]  # type: ignore[operator]
+    assert 0.03 < gain < 0.05  # under PLATEAU_GAIN: the old rule called this a plateau
+    assert kinds(log) == ["healthy"]
+
+
+def test_flat_log_under_a_decaying_schedule_does_not_raise_the_lr() -> None:
+    n = 200
+    loss = [2.3 + 0.01 * random.Random(i).random() for i in range(n)]
+    lr = [1e-3 * 0.5 * (1 + math.cos(math.pi * i / n)) for i in range(n)]  # cosine decay
+    f = diagnose(TrainingLog(loss=loss, lr=lr)).findings[0]
+    assert f.kind == "plateau" and "lr" not in f.change and "lr_factor" not in f.change
+    assert f.evidence["lr_end"] < 0.9 * f.evidence["lr_peak"] and "not raised" in f.summary

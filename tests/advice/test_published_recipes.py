@@ -97,6 +97,11 @@ RECIPES = [
            dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
                 batch_size=1024, dataset_size=1_281_167, epochs=300),
            "adamw", 1e-3, 0.05, 6255, "warmup_cosine"),
+    Recipe("DeiT-B, batch 4096", "Touvron 2021 Table 9's rule 5e-4 × bs/512 = 4e-3 at 4096 (its "
+           "ViT-B column: lr 3e-3 at 4096), wd 0.05, 5 warmup epochs, cosine",
+           dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
+                batch_size=4096, dataset_size=1_281_167, epochs=300),
+           "adamw", 4e-3, 0.05, 1565, "warmup_cosine"),
     Recipe("T5-base pre-training", "Raffel 2020 §3.1.2: Adafactor, 1/√max(n, 10^4), no wd",
            dict(task="llm_pretrain", architecture="encoder_decoder_transformer",
                 param_count=220_000_000, batch_size=128, seq_len=512,

@@ -23,6 +23,14 @@ ENC = dict(task="encoder_finetune", architecture="encoder_transformer", param_co
            batch_size=32, seq_len=128, dataset_size=100_000, epochs=3)
 PEFT = dict(task="llm_finetune_peft", param_count=7_000_000_000, batch_size=16, seq_len=512,
             dataset_size=50_000, epochs=2)
+# BERT-style pre-training as You et al. 2020 ran it with LAMB (phase 1: 32k × 128) and
+# RoBERTa's (Liu 2019 Table 9: Adam at 8k × 512)
+BERT_LAMB = dict(task="llm_pretrain", architecture="encoder_transformer",
+                 param_count=340_000_000, batch_size=32_768, seq_len=128,
+                 dataset_size=3_300_000_000, dataset_unit="tokens", total_steps=7_038)
+ROBERTA_PT = dict(task="llm_pretrain", architecture="encoder_transformer",
+                  param_count=355_000_000, batch_size=8_192, seq_len=512,
+                  dataset_size=160 * 10**9, dataset_unit="tokens", total_steps=500_000)
 T5 = dict(task="llm_pretrain", architecture="encoder_decoder_transformer",
           param_count=220_000_000, batch_size=128, seq_len=512, dataset_size=10**10,
           dataset_unit="tokens", total_steps=500_000)
@@ -38,7 +46,10 @@ def warns(a: Advice, rid: str) -> str:
 
 Check = Callable[[Advice], bool]
 CASES: dict[str, tuple[dict[str, Any], Check]] = {
-    "O1.2": (LLM, lambda a: a.optimizer.lr > 0),
+    # O1.2's effect: the LR's rationale explains η as the step size of θ ← θ − η∇L
+    "O1.2": (LLM, lambda a: cites(a, "O1.2", "optimizer.lr") and "θ ← θ − η" in next(
+        e.text for e in a.rationale if e.field == "optimizer.lr")
+        and f"η = {a.optimizer.lr:.3g}" in " ".join(e.text for e in a.rationale)),
     "O2.1": (CNN, lambda a: a.optimizer.name == "sgd"),
     "O3.1": (CNN, lambda a: a.optimizer.momentum == 0.9),
     "O3.2": (CNN, lambda a: a.optimizer.nesterov is False and cites(a, "O3.2", "optimizer.nesterov")),
@@ -94,20 +105,30 @@ CASES: dict[str, tuple[dict[str, Any], Check]] = {
                lambda a: math.isclose(a.optimizer.lr, 3e-4, rel_tol=0.01)
                and a.optimizer.betas == (0.9, 0.95)),
     "L-LLAMA": (LLM, lambda a: a.optimizer.betas[1] == 0.95 and a.optimizer.weight_decay == 0.1),
-    "L-KAPLAN20": ({**LLM, "param_count": 100_000_000},
-                   lambda a: a.search.lr_range[1] >= 3 * (0.003239 - 0.0001395
-                                                           * math.log(1e8)) * 0.999),
+    # batch 1 × 2048 tokens: the √-scaled LR is 3.84e-5, so ± one decade stops at 3.84e-4 and
+    # only Kaplan's LR(1e8) × 3 = 2.0e-3 can set the upper bound
+    "L-KAPLAN20": ({**LLM, "param_count": 100_000_000, "batch_size": 1},
+                   lambda a: math.isclose(a.search.lr_range[1],
+                                          3 * (0.003239 - 0.0001395 * math.log(1e8)))
+                   and a.search.lr_range[1] > 5 * 10 * a.optimizer.lr
+                   and math.isclose(a.search.lr_range[0], a.optimizer.lr / 10)),
     "L-MALLADI22": ({**ENC, "reference": {"batch_size": 32, "lr": 3e-5}, "batch_size": 128},
                     lambda a: math.isclose(a.optimizer.lr, 6e-5)),
     "L-GOYAL17": ({**CNN, "batch_size": 512}, lambda a: math.isclose(a.optimizer.lr, 0.2)),
     "L-HE19": ({**CNN, "total_steps": 100_000},  # given in steps: no epochs for Goyal's decays
                lambda a: a.schedule.name == "warmup_cosine" and a.schedule.min_lr == 0.0),
+    # DeiT's linear 5e-4 × B/512 (not √): 4e-3 at 4096
     "L-DEIT": (dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
-                    batch_size=512, dataset_size=1_281_167, epochs=300),
-               lambda a: math.isclose(a.optimizer.lr, 5e-4) and a.optimizer.weight_decay == 0.05),
+                    batch_size=4096, dataset_size=1_281_167, epochs=300),
+               lambda a: math.isclose(a.optimizer.lr, 4e-3) and a.optimizer.weight_decay == 0.05
+               and a.batch_scaling.method == "linear"),
     "L-BERT": ({**ENC, "param_count": 100_000_000},
                lambda a: math.isclose(a.optimizer.lr, 5e-5)),
-    "L-ROBERTA": (ENC, lambda a: a.schedule.warmup_steps == round(0.05 * a.schedule.total_steps)),
+    # RoBERTa-style pre-training: Adam β2 0.98, ε 1e-6 (its 6 % fine-tuning warmup is read
+    # for encoder fine-tuning and capped at O6.2b's 5 %: test_row_params_are_read)
+    "L-ROBERTA": (ROBERTA_PT, lambda a: a.optimizer.name == "adamw"
+                  and a.optimizer.betas == (0.9, 0.98) and a.optimizer.eps == 1e-6
+                  and a.optimizer.weight_decay == 0.01),
     "L-ALPACA": (dict(task="llm_finetune_full", param_count=7_000_000_000, batch_size=128,
                       seq_len=512, dataset_size=52_000, epochs=3),
                  lambda a: a.schedule.warmup_steps == round(0.03 * a.schedule.total_steps)),
@@ -116,7 +137,16 @@ CASES: dict[str, tuple[dict[str, Any], Check]] = {
     "L-LORA": (PEFT, lambda a: math.isclose(a.optimizer.lr, 2e-4)),
     "L-QLORA": ({**PEFT, "memory_tight": True}, lambda a: a.clip_norm == 0.3
                 and a.schedule.name == "linear_warmup" and a.optimizer.name == "adamw"),
-    "L-LAMB": ({**ENC, "batch_size": 16_384}, lambda a: a.optimizer.name == "lamb"),
+    "L-LAMB": (BERT_LAMB, lambda a: a.optimizer.name == "lamb" and a.optimizer.weight_decay
+               == 0.01 and a.optimizer.eps == 1e-6 and a.optimizer.betas == (0.9, 0.999)),
+    # GPT-3 175B's 3.2M tokens × 10 = 16,384 sequences: AdamW, not LAMB
+    "L-LLMBATCH": ({**LLM, "batch_size": 16_384},
+                   lambda a: a.optimizer.name == "adamw" and cites(a, "L-LLMBATCH",
+                                                                   "optimizer.name")),
+    # 4M tokens typed into batch_size: 8.6e9 tokens per step
+    "L-BATCH-UNIT": ({**LLM, "batch_size": 4_194_304},
+                     lambda a: "2048 sequences of 2048" in warns(a, "L-BATCH-UNIT")
+                     and a.confidence < run(**LLM).confidence),
     # transfer rows: LLM's own advice is AdamW 2.06e-4 / λ 0.1 (L-GPT3 at 1.3B, √-scaled batch)
     "L-LION": ({**LLM, "optimizer": "lion"},
                lambda a: a.optimizer.name == "lion" and a.optimizer.betas == (0.9, 0.99)
@@ -180,3 +210,39 @@ def test_rules_version_is_a_hash_of_the_table() -> None:
     changed = (RULES[0].__class__(**{**RULES[0].__dict__, "effect": "x"}), *RULES[1:])
     assert _version(changed) != RULES_VERSION
     assert run(**LLM).rules_version == RULES_VERSION
+
+
+# Specs beyond CASES that reach the rows' conditional constants.
+EXTRA_SPECS: list[dict[str, Any]] = [
+    ENC,  # L-ROBERTA's warmup_fraction (encoder fine-tuning)
+    {"task": "other", "total_steps": 5000},  # O6.2b's min_fraction (generic warmup)
+    {**CNN, "batch_size": 16_384},  # L-GOYAL17's max_batch warning
+    {**CNN, "epochs": 5},  # too few epochs: He 2019
+    {**LLM, "optimizer": "rmsprop"}, {**LLM, "optimizer": "adagrad"},
+    {**ENC, "param_count": 10**10}, {**T5, "task": "llm_finetune_full"},
+    dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
+         batch_size=16_384, dataset_size=1_281_167, epochs=300),
+    dict(task="vision_transformer", architecture="vit", param_count=86_000_000,
+         batch_size=256, dataset_size=1_281_167, epochs=300, optimizer="sgd"),
+]
+
+
+def test_row_params_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every constant in every row's ``params`` is read by the engine somewhere: a row's
+    numbers are the engine's numbers, never decoration."""
+    from optim_core.advice import engine
+
+    read: set[tuple[str, str]] = set()
+    real = engine.param
+
+    def spy(rule_id: str, name: str) -> Any:
+        read.add((rule_id, name))
+        return real(rule_id, name)
+
+    monkeypatch.setattr(engine, "param", spy)
+    for spec, _ in CASES.values():
+        run(**spec)
+    for spec in EXTRA_SPECS:
+        run(**spec)
+    declared = {(r.id, k) for r in RULES for k in r.params}
+    assert declared - read == set(), sorted(declared - read)
