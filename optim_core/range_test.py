@@ -51,7 +51,7 @@ Modes during the sweep: a model in training mode is trained with its submodules'
 Devices and speed
 -----------------
 An ``OptimizerSpec`` is built after the model has moved to the test's device and for that device,
-so the fused kernels of ``optim_core.optimizers`` are used on CUDA. With ``amp="fp16"``, a fused
+so the fused kernels of ``optim_core.optimizers`` are used for that device. With ``amp="fp16"``, a fused
 optimizer takes the GradScaler's inf check inside its kernel; a non-fused one (a ready optimizer
 built without ``fused=True``, or one torch has no fused kernel for) makes ``GradScaler.step`` read
 the inf flag on the host: one device sync per step.

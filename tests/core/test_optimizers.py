@@ -229,7 +229,8 @@ def test_every_name_builds_from_a_module_with_the_o7_3_split(name: str) -> None:
     assert decay["no_decay"] == 0.0
     assert decay["decay"] == spec.weight_decay
     assert opt.defaults["lr"] == spec.lr
-    assert not opt.defaults.get("fused")  # CPU: torch's default path, not fused
+    # CPU: the fused kernel where torch has one for the CPU (OPTIMIZERS[name].fused_on)
+    assert bool(opt.defaults.get("fused")) is ("cpu" in OPTIMIZERS[name].fused_on)
     model(torch.ones(2, 3)).sum().backward()
     opt.step()
 
@@ -257,13 +258,32 @@ def test_table_maps_spec_fields_to_constructor_arguments() -> None:
 
 def test_fused_is_chosen_from_the_device() -> None:
     p = [nn.Parameter(torch.ones(2, 2))]
-    # A CUDA device type turns on fused where torch has it (the device check runs at step time,
-    # so the decision can be tested on a CPU-only machine) …
-    assert build_optimizer(p, {"name": "adamw"}, device_type="cuda").defaults["fused"] is True
-    assert build_optimizer(p, {"name": "sgd"}, device_type="cuda").defaults["fused"] is True
-    # … not where it has none, and never on CPU.
+    # The device type decides (torch checks the device only at step time, so the CUDA decision
+    # can be tested on a CPU-only machine): fused where torch has a kernel for that device …
+    for name in ("adamw", "adam", "adam_l2", "sgd"):
+        assert build_optimizer(p, {"name": name}, device_type="cuda").defaults["fused"] is True
+        assert build_optimizer(p, {"name": name}, device_type="cpu").defaults["fused"] is True
+    assert build_optimizer(p, {"name": "adagrad"}, device_type="cpu").defaults["fused"] is True
+    # … and not where it has none: Adagrad's fused kernel is CPU-only, RMSprop has none.
+    assert not build_optimizer(p, {"name": "adagrad"}, device_type="cuda").defaults["fused"]
     assert "fused" not in build_optimizer(p, {"name": "rmsprop"}, device_type="cuda").defaults
-    assert not build_optimizer(p, {"name": "adamw"}).defaults["fused"]
+    # Without a device type it is read from the parameters (on the CPU here).
+    assert build_optimizer(p, {"name": "adamw"}).defaults["fused"] is True
+
+
+def test_fused_and_default_paths_take_the_same_step() -> None:
+    # Fused is a speed choice only: one AdamW step equals the per-tensor loop's to rounding.
+    torch.manual_seed(0)
+    p0 = torch.randn(4, 3, dtype=torch.float64)
+    steps = []
+    for fused in (True, False):
+        p = nn.Parameter(p0.clone())
+        opt = torch.optim.AdamW([p], lr=1e-2, weight_decay=0.1, fused=fused)
+        for g in (torch.ones_like(p0), -0.5 * torch.ones_like(p0)):
+            p.grad = g
+            opt.step()
+        steps.append(p.detach())
+    torch.testing.assert_close(steps[0], steps[1], rtol=1e-12, atol=1e-14)
 
 
 def test_errors() -> None:
