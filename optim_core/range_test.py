@@ -428,7 +428,7 @@ def lr_range_test(
             opt = ready
         else:
             # Built after the move, for the device it will step on: the factory then picks the
-            # fused kernel on CUDA (built on the CPU parameters it never would).
+            # fused kernel for that device (built before the move, it would pick the CPU's).
             opt, report = _make_optimizer(model, spec, cfg.start_lr, device_type=dev.type)
         result = _sweep(model, opt, train_data, val_data, step_fn, cfg, dev, progress,
                         should_stop)
