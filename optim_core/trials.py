@@ -113,7 +113,9 @@ class TrialResult:
         return val if val is not None else self.final_train_loss
 
     def to_dict(self) -> dict[str, Any]:
-        finite_train = [x for x in self.train_losses if math.isfinite(x)]
+        # Final and best train losses are both read off the smoothed curve: the best raw value
+        # is one lucky batch, not a level the run reached.
+        finite_train = [x for x in self.smoothed_train_losses if math.isfinite(x)]
         finite_val = [x for x in self.val_losses if math.isfinite(x)]
         return {
             "label": self.label,

@@ -198,6 +198,9 @@ def test_without_validation_ranks_by_smoothed_train_loss() -> None:
     assert all(t.val_losses == [] for t in result.trials)
     finals = [result.trials[i].final_train_loss for i in result.ranking]
     assert finals == sorted(finals)
+    d = result.trials[result.ranking[0]].to_dict()
+    # final and best train losses are read off the same (smoothed) curve
+    assert d["best_train_loss"] == min(d["smoothed_train_losses"]) <= d["final_train_loss"]
 
 
 def test_progress_counts_up_to_the_total_and_cancel_stops() -> None:
