@@ -18,7 +18,13 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.settings import Settings
 from tests.integration.conftest import wait_status
-from tests.jobs_support import long_range_test, tiny_range_test, tiny_trials, wait_until
+from tests.jobs_support import (
+    WorkerProcess,
+    long_range_test,
+    tiny_range_test,
+    tiny_trials,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +40,8 @@ def submit(client: TestClient, body: dict[str, Any], path: str = "/v1/jobs/lr-ra
     return client.post(path, json=body, headers=headers)
 
 
-def test_range_test_runs_and_reports_a_sensible_curve(client: TestClient) -> None:
+def test_range_test_runs_and_reports_a_sensible_curve(client: TestClient,
+                                                      worker: WorkerProcess) -> None:
     r = submit(client, tiny_range_test(seed=101), **{"X-Request-ID": "rid-curve-101"})
     assert r.status_code == 202, r.text
     job = r.json()
@@ -55,6 +62,11 @@ def test_range_test_runs_and_reports_a_sensible_curve(client: TestClient) -> Non
     rec = sugg["recommended"]
     assert rec is not None and lrs[0] <= rec <= lrs[-1]
     assert done["progress"]["step"] >= 1 and done["progress"]["total"] >= done["progress"]["step"]
+    # The request id travels into the job: the worker's structured log lines carry it.
+    lines = [json.loads(line) for line in worker.tail(200_000).splitlines()
+             if line.startswith("{") and job["id"] in line]
+    started = [e for e in lines if e.get("msg") == "job started"]
+    assert started and all(e["request_id"] == "rid-curve-101" for e in started)
 
 
 def test_identical_request_gets_the_same_job_then_the_cached_result(client: TestClient) -> None:
@@ -204,8 +216,18 @@ def test_trials_job_returns_curves_and_a_ranking(client: TestClient) -> None:
     done = wait_status(client, r.json()["id"], {"succeeded", "failed"}, timeout=90)
     assert done["status"] == "succeeded", done.get("problem")
     assert done["kind"] == "trials" and done["result"]["kind"] == "trials"
-    trials = done["result"]["result"]
-    assert trials, trials
+    result = done["result"]["result"]
+    trials = result["trials"]
+    # tiny_trials: AdamW at 0.3x, 1x and 3x the given centre LR, 40 steps, validation every 10
+    assert sorted(t["optimizer"]["lr"] for t in trials) == pytest.approx([0.003, 0.01, 0.03])
+    assert result["center_lr"] == {"adamw": 0.01} and result["center_lr_source"] == "given"
+    for t in trials:
+        assert t["steps_run"] == 40 and len(t["train_losses"]) == 40 and not t["diverged"]
+        assert t["val_steps"] == [10, 20, 30, 40] and t["seconds_per_step"] > 0
+        assert t["final_val_loss"] < t["train_losses"][0]  # it learned
+    assert result["ranked_by"] == "final_val_loss"
+    finals = [trials[i]["final_val_loss"] for i in result["ranking_indices"]]
+    assert finals == sorted(finals) and result["best"] == trials[result["ranking_indices"][0]]["label"]
 
 
 def test_sse_streams_progress_and_a_final_event_and_resumes(client: TestClient) -> None:

@@ -190,3 +190,21 @@ def test_a_job_whose_worker_is_beating_stays_running(lone_ns: Namespace) -> None
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "running"
         joined = client.post("/v1/jobs/lr-range-test", json=body).json()
         assert joined["id"] == job_id and joined["deduplicated"] is True
+
+
+def test_not_ready_without_a_live_worker(lone_ns: Namespace) -> None:
+    # Redis answers, but no worker beats in this namespace: /readyz says which part is missing.
+    with TestClient(create_app(Settings(**lone_ns.settings_kwargs()))) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) > 0
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["redis"] == "ok" and r.json()["workers"] == 0
+        client_r = redis.Redis.from_url(lone_ns.redis_url, decode_responses=True)
+        try:
+            write_heartbeat(client_r, JobKeys(lone_ns.jobs_prefix), "beating@host",
+                            {"hostname": "beating@host", "queues": ["cpu"]}, 30)
+        finally:
+            client_r.close()
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["workers"] == [{"hostname": "beating@host", "queues": ["cpu"]}]
