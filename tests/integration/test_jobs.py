@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import pathlib
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -334,3 +335,20 @@ def test_metrics_and_readiness(client: TestClient) -> None:
                  "optim_workers_live{queue=\"cpu\"} 1.0",
                  'route="/v1/jobs/{job_id}"'):
         assert name in text, name
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_the_worker_parent_never_loads_torch(client: TestClient, worker: WorkerProcess) -> None:
+    # CUDA cannot be used in a child forked from a process that initialised it; the simplest
+    # guarantee is that the worker's main process never loads torch at all (only pool children
+    # do, after the fork). Checked after it has run jobs, on its memory map.
+    done = wait_status(client, submit(client, tiny_range_test(seed=1401)).json()["id"],
+                       {"succeeded", "failed"})
+    assert done["status"] == "succeeded"
+    with open(f"/proc/{worker.proc.pid}/maps") as maps:
+        loaded = maps.read()
+    assert "libtorch" not in loaded and "libc10" not in loaded
+    children = pathlib.Path(f"/proc/{worker.proc.pid}/task/{worker.proc.pid}/children")
+    child_pids = children.read_text().split()
+    assert child_pids, "the prefork pool has children"
+    assert any("libtorch" in pathlib.Path(f"/proc/{pid}/maps").read_text() for pid in child_pids)
