@@ -160,13 +160,18 @@ def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndar
     return np.asarray(out_l, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
 
 
-def _fastai_trim(lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """fastai reads ``[n // 10 : -5]``; fall back to the whole curve when that leaves < 2 points."""
-    n = len(losses)
-    a, b = n // 10, n - 5
-    if b - a >= 2:
-        return lrs[a:b], losses[a:b]
-    return lrs, losses
+def _fastai_view(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """What fastai's ``lr_find`` hands its suggestion functions: the recorded curve trimmed to
+    ``[num_it // 10 : -5]`` (``num_it`` = the steps *asked for*, so a sweep that stopped early is
+    trimmed from the same point as a full one), then cut at the first non-finite value. Falls
+    back to the whole finite curve when the trimmed one has < 2 points."""
+    n = min(len(lrs), len(losses))
+    a, b = (num_steps if num_steps else n) // 10, n - 5
+    x, y = _finite_prefix(list(lrs)[a:b], list(losses)[a:b]) if b - a >= 2 else ([], [])
+    if len(y) >= 2:
+        return x, y
+    return _finite_prefix(lrs, losses)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,18 +207,18 @@ def _longest_decreasing_ends(y: np.ndarray) -> list[int]:
     return lds
 
 
-def valley(lrs: FloatSeq, losses: FloatSeq) -> float | None:
+def valley(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None) -> float | None:
     """fastai's ``valley``: half-way along the longest decreasing subsequence of the trimmed curve.
 
     Same index arithmetic as fastai (``max_start = max_end - lds[max_end]``,
     ``idx = max_start + int(sec) + int(sec / 2)`` with ``sec = (max_end - max_start) / 3``); the
     one change is that the index is clipped into the curve (fastai's can be -1 on a curve that
-    decreases from its first point, which would pick the *last* LR).
+    decreases from its first point, which would pick the *last* LR). ``num_steps``: the steps the
+    sweep asked for (default: the curve's length), as fastai's trim uses.
     """
-    x, y = _finite_prefix(lrs, losses)
+    x, y = _fastai_view(lrs, losses, num_steps)
     if len(y) < 2:
         return None
-    x, y = _fastai_trim(x, y)
     lds = _longest_decreasing_ends(y)
     max_end = int(np.argmax(lds))  # first index reaching the longest run, as fastai's loop
     max_start = max_end - lds[max_end]
@@ -223,12 +228,12 @@ def valley(lrs: FloatSeq, losses: FloatSeq) -> float | None:
     return float(x[idx])
 
 
-def minimum_div10(lrs: FloatSeq, losses: FloatSeq) -> float | None:
-    """fastai's ``minimum``: the LR of the lowest (trimmed) loss, divided by 10."""
-    x, y = _finite_prefix(lrs, losses)
+def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
+                  ) -> float | None:
+    """fastai's ``minimum``: the LR of the lowest (trimmed, see `valley`) loss, divided by 10."""
+    x, y = _fastai_view(lrs, losses, num_steps)
     if len(y) < 1:
         return None
-    x, y = _fastai_trim(x, y)
     return float(x[int(np.argmin(y))] / 10.0)
 
 
@@ -252,17 +257,19 @@ def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
     return float(np.median(np.abs(np.diff(y, n=2))) * 10.0 / drop)
 
 
-def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None) -> Suggestions:
+def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
+            num_steps: int | None = None) -> Suggestions:
     """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
 
     ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) only sharpen the
-    noise estimate behind the confidence — no LR depends on them.
+    noise estimate behind the confidence — no LR depends on them. ``num_steps``: the steps the
+    sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
     """
     x, y = _finite_prefix(lrs, losses)
     n_all = min(len(lrs), len(losses))
     flags: list[str] = []
-    known = {"steepest": steepest(lrs, losses), "valley": valley(lrs, losses),
-             "minimum_div10": minimum_div10(lrs, losses)}
+    known = {"steepest": steepest(lrs, losses), "valley": valley(lrs, losses, num_steps),
+             "minimum_div10": minimum_div10(lrs, losses, num_steps)}
     if len(x) < n_all:
         flags.append("non_finite")
 

@@ -48,6 +48,19 @@ def test_known_rules_pinned_on_a_hand_built_valley() -> None:
     assert S.minimum_div10(LRS, y) == pytest.approx(LRS[70] / 10, rel=1e-12)
 
 
+def test_fastai_rules_trim_an_early_stopped_sweep_from_the_steps_asked_for() -> None:
+    # A sweep of 100 steps that stopped after 60: falling to index 40, rising after. fastai trims
+    # the recorded curve to [num_it // 10 : -5] = [10:55] with num_it the steps *asked for*.
+    y = [2.0 - i / 40 if i <= 40 else 1.0 + (i - 40) / 20 for i in range(60)]
+    # the falling run is 10..40 (31 points, trimmed 0..30): start -1, sections 31/3 ->
+    # -1 + 10 + 5 = 14, i.e. full index 24
+    assert S.valley(LRS[:60], y, num_steps=100) == LRS[24]
+    # read as a full sweep of 60 steps the trim starts at 6: run 6..40 (35), -1 + 11 + 5 = 15 -> 21
+    assert S.valley(LRS[:60], y) == LRS[21]
+    assert S.minimum_div10(LRS[:60], y, num_steps=100) == pytest.approx(LRS[40] / 10, rel=1e-12)
+    assert S.suggest(LRS[:60], y, num_steps=100).valley == LRS[24]
+
+
 def test_recommended_and_cycle_bounds_pinned_on_a_hand_built_valley() -> None:
     s = S.suggest(LRS, valley_curve())
     assert s.lr_at_min == LRS[70]
