@@ -173,9 +173,10 @@ def install(app: FastAPI) -> None:
             problem.type = PROBLEM_BASE + "content-too-large"
         return problem_response(problem, request)
 
-    # A fallback: app.middleware.RequestContextMiddleware answers unhandled errors itself (this
-    # handler runs in Starlette's ServerErrorMiddleware, outside it, where the response would
-    # miss the X-Request-ID header); this one covers an app built without that middleware.
+    # A last resort: app.middleware.RequestContextMiddleware answers unhandled errors itself,
+    # with the request id. This handler runs in Starlette's ServerErrorMiddleware, outside it,
+    # and only sees what escapes that middleware's own code; without it those would get a
+    # plain-text 500 instead of problem+json.
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)

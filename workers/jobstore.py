@@ -52,7 +52,7 @@ REQUIRED_FIELDS = ("id", "kind", "status")
 # What a list page shows: everything but the request and the result (they can be large).
 SUMMARY_FIELDS = ("id", "kind", "status", "queue", "device", "priority", "labels", "request_id",
                   "created_at", "started_at", "finished_at", "updated_at", "deliveries",
-                  "cancel_requested", "progress", "problem", "generation")
+                  "cancel_requested", "progress", "problem", "generation", "worker")
 INDEX_MAX_ENTRIES = 100_000
 INDEX_TIE_BREAK = 1000  # index score = creation ms * 1000 + seq % 1000 (exact in a double)
 

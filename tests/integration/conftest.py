@@ -58,6 +58,12 @@ def store(ns: Namespace) -> Iterator[redis.Redis]:
     r.close()
 
 
+def parse_sse(text: str) -> list[dict[str, str]]:
+    """A text/event-stream body as a list of events, each ``{"event": ..., "data": ..., ...}``."""
+    return [dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+            for block in text.strip().split("\n\n") if block.strip()]
+
+
 def wait_status(client: TestClient, job_id: str, statuses: set[str], timeout: float = 60
                 ) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.integration.conftest import wait_status
+from tests.integration.conftest import parse_sse, wait_status
 from tests.jobs_support import (
     WorkerProcess,
     long_range_test,
@@ -237,8 +237,7 @@ def test_sse_streams_progress_and_a_final_event_and_resumes(client: TestClient) 
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         text = "".join(r.iter_text())
-    events = [dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-              for block in text.strip().split("\n\n") if block.strip()]
+    events = parse_sse(text)
     kinds = [e.get("event") for e in events]
     assert "progress" in kinds
     assert kinds[-1] == "status" and json.loads(events[-1]["data"])["status"] == "succeeded"

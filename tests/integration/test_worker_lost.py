@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.integration.conftest import wait_status
+from tests.integration.conftest import parse_sse, wait_status
 from tests.jobs_support import (
     Namespace,
     WorkerProcess,
@@ -106,14 +106,8 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_worker(lone_ns: Name
 
 def _status_events(client: TestClient, job_id: str) -> list[dict[str, Any]]:
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as r:
-        text = "".join(r.iter_text())
-    events, kind = [], None
-    for line in text.splitlines():
-        if line.startswith("event:"):
-            kind = line.split(":", 1)[1].strip()
-        elif line.startswith("data:") and kind == "status":
-            events.append(json.loads(line.split(":", 1)[1]))
-    return events
+        events = parse_sse("".join(r.iter_text()))
+    return [json.loads(e["data"]) for e in events if e.get("event") == "status"]
 
 
 def test_a_lost_job_is_queued_again_under_a_new_generation(lone_ns: Namespace) -> None:
