@@ -10,7 +10,8 @@ from typing import Any
 
 from app.problems import ProblemError
 from app.settings import Settings
-from optim_core.specs import ExperimentSpec, RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
 
 MB = 1024 * 1024
 
@@ -59,7 +60,7 @@ def _measuring(spec: TrialsJobSpec) -> bool:
 
 def trials_total_steps(spec: TrialsJobSpec) -> int:
     """Training steps the whole job runs: every candidate's steps, plus one range test per
-    default optimizer when the centre LR is measured (as optim_core.trials counts them)."""
+    default optimizer when the centre LR is measured (as optim_core.training.trials counts them)."""
     c = spec.config
     names = list(c.default_optimizers)
     n_trials = len(c.candidates) if c.candidates else len(names) * len(c.lr_factors)

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from optim_core.specs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
 
 Device = Literal["auto", "cuda", "cpu"]
 Label = Annotated[str, Field(max_length=200)]

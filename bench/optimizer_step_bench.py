@@ -1,4 +1,4 @@
-"""The optimizer step, fused vs torch's default path, as ``optim_core.optimizers`` builds it.
+"""The optimizer step, fused vs torch's default path, as ``optim_core.training.optimizers`` builds it.
 
     .venv/bin/python -m bench.optimizer_step_bench [--device cpu] [--repeats 5]
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from optim_core.range_test import lr_range_test
-from optim_core.range_test_config import RangeTestConfig
+from optim_core.specs.range_test import RangeTestConfig
+from optim_core.training.range_test import lr_range_test
 
 #: a pick is close when it gets within this fraction of the best grid LR's loss drop.
 TOLERANCE = 0.10

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from optim_core.range_test import lr_range_test
-from optim_core.range_test_config import RangeTestConfig
-from optim_core.suggest import steepest
+from optim_core.numerics.suggest import steepest
+from optim_core.specs.range_test import RangeTestConfig
+from optim_core.training.range_test import lr_range_test
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 

@@ -4,7 +4,7 @@
 
 Each case runs 8 AdamW candidates (one optimizer class, so one vmapped group of 8) at LRs
 ``3e-4 · 2^k``, ``steps`` steps each with the default warmup + cosine and clipping τ = 1, through
-`optim_core.trials.run_trials_on` — once with ``batched=False`` (one candidate after the other), once
+`optim_core.training.trials.run_trials_on` — once with ``batched=False`` (one candidate after the other), once
 with ``batched=True``. Cases: an MLP (two hidden layers of the given width) on the synthetic
 classification task at widths 32, 128 and 512, and a small transformer LM on the Markov sequences.
 Validation every 50 steps on 4 batches (part of both timings).
@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
-from optim_core.registry import build_data, build_model
-from optim_core.specs import ExperimentSpec, TrialsConfig
-from optim_core.trials import TrialsResult, run_trials_on
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.specs.jobs import TrialsConfig
+from optim_core.training.registry import build_data, build_model
+from optim_core.training.trials import TrialsResult, run_trials_on
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 N_CANDIDATES = 8

@@ -13,7 +13,7 @@ sees it at its next poll, the job goes back to ``queued`` and its message back t
 the worker exits within about one poll interval plus one training step.
 
 Warm-up: each pool child, once forked, imports torch and runs a tiny CPU job
-(:func:`optim_core.experiment.warm_up`) before it takes work, so that no job's soft time limit can
+(:func:`optim_core.training.experiment.warm_up`) before it takes work, so that no job's soft time limit can
 land inside a first import and leave the child with half-initialised modules. Only the children
 import torch; the parent never does, so CUDA is never initialised before a fork.
 """
@@ -51,7 +51,7 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
 def _warm_up_child(**_: Any) -> None:
     """Pool child, after the fork and before its first job (see the module docstring)."""
     try:
-        from optim_core.experiment import warm_up  # torch: pool children only
+        from optim_core.training.experiment import warm_up  # torch: pool children only
 
         warm_up()
     except Exception:  # a child that cannot warm up still runs jobs, as it would have cold

@@ -1,5 +1,5 @@
 """Task bodies. Like views: unpack plain JSON (job id + request dict), call the core, write plain
-data to the job record. ``optim_core.experiment`` (torch) is imported inside the task, never at
+data to the job record. ``optim_core.training.experiment`` (torch) is imported inside the task, never at
 module level, so the worker's parent process never initialises CUDA."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def release_accelerator_memory() -> None:
 
 
 def _entry_point(kind: str) -> Callable[..., dict[str, Any]]:
-    from optim_core import experiment  # torch: only ever imported inside a pool child
+    from optim_core.training import experiment  # torch: only ever imported inside a pool child
 
     return experiment.run_range_test if kind == "lr-range-test" else experiment.run_trials
 

@@ -22,7 +22,8 @@ from optim_core.advice.diagnose import Diagnosis, TrainingLog, diagnose
 from optim_core.advice.engine import advise
 from optim_core.advice.models import AdviceRequest, AdviceResponse, BatchAdviceRequest
 from optim_core.errors import SpecError
-from optim_core.schedules import MAX_SAMPLE_POINTS, ScheduleSpec, sample
+from optim_core.numerics.schedules import MAX_SAMPLE_POINTS, sample
+from optim_core.specs.schedule import ScheduleSpec
 
 router = APIRouter(tags=["advice"])
 JSON = "application/json"

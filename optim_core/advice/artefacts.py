@@ -1,7 +1,7 @@
 """Ready-to-use artefacts from an advice: a PyTorch snippet, Hugging Face ``TrainingArguments``
 keywords and an ``optim_core`` trials config. Strings and dicts only — nothing here imports torch.
 
-The snippet's ``lr_factor`` reproduces ``optim_core.schedules`` exactly (same warmup convention:
+The snippet's ``lr_factor`` reproduces ``optim_core.numerics.schedules`` exactly (same warmup convention:
 ``(t + 1) / W``), and a test executes it against ``ScheduleSpec.build()``.
 """
 
@@ -61,7 +61,7 @@ def lr_factor_source(sched: ScheduleAdvice) -> str:
                  "# steps at which the LR is multiplied by G (torch MultiStepLR after warmup)\n")
     head += ("\n\n"
             "def lr_factor(t: int) -> float:\n"
-            f"    \"\"\"{sched.name} (optim_core.schedules convention: warmup (t + 1) / W).\"\"\"\n")
+            f"    \"\"\"{sched.name} (optim_core.numerics.schedules convention: warmup (t + 1) / W).\"\"\"\n")
     return head + _LR_FACTOR[sched.name]
 
 
@@ -123,7 +123,7 @@ def pytorch_snippet(opt: OptimizerAdvice, groups: ParamGroupRule, sched: Schedul
         + opt_line + "\n\n"
         + lr_factor_source(sched) + "\n\n"
         "scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)\n"
-        f"# same as optim_core.schedules.ScheduleSpecAdapter.validate_python({sched.spec!r}).build()\n"
+        f"# same as optim_core.specs.schedule.ScheduleSpecAdapter.validate_python({sched.spec!r}).build()\n"
         f"for step, batch in zip(range(T), loader):\n"
         "    loss = model(batch)  # your loss\n"
         "    optimizer.zero_grad(set_to_none=True)\n"

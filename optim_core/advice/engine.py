@@ -30,7 +30,7 @@ from optim_core.advice.models import (
     steps_per_epoch,
 )
 from optim_core.advice.rules import RULES_BY_ID, RULES_VERSION, param
-from optim_core.optimizer_spec import DEFAULTS as OPTIMIZER_DEFAULTS
+from optim_core.specs.optimizer import DEFAULTS as OPTIMIZER_DEFAULTS
 
 ADAPTIVE = frozenset({"adamw", "adam", "adam_l2", "lamb", "adafactor", "rmsprop", "adagrad",
                       "lion"})

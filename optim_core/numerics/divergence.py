@@ -1,7 +1,7 @@
 """The shift-invariant divergence rule shared by the range test and the short trials (torch-free).
 
-One rule, one implementation: the range test (``optim_core.range_test``) and the trials
-(``optim_core.trials``) both feed their raw losses to a `DivergenceMonitor`, so "diverged" means
+One rule, one implementation: the range test (``optim_core.training.range_test``) and the trials
+(``optim_core.training.trials``) both feed their raw losses to a `DivergenceMonitor`, so "diverged" means
 the same thing in both results.
 
 With ``s_t`` the bias-corrected EMA of the raw loss, ``best_t = min(s_0..s_t)``,
@@ -24,7 +24,7 @@ import bisect
 import math
 from collections.abc import Iterable
 
-from optim_core.suggest import EmaSmoother
+from optim_core.numerics.suggest import EmaSmoother
 
 __all__ = ["NOISE_FACTOR", "NOISE_GRACE_MIN", "DivergenceMonitor", "grace_steps"]
 

@@ -2,7 +2,7 @@
 
 The API process previews schedules and the advice engine recommends them, neither of which may
 import torch; the worker drives a torch optimizer from the same functions through
-``optim_core.lr_scheduler.ScheduleLR``. Keeping one implementation means what a user previews is
+``optim_core.training.lr_scheduler.ScheduleLR``. Keeping one implementation means what a user previews is
 exactly what a trial trains with.
 
 Conventions (shared by every factory; ``docs/ARCHITECTURE.md`` states them as the contract):
@@ -25,7 +25,8 @@ Conventions (shared by every factory; ``docs/ARCHITECTURE.md`` states them as th
   after the last milestone it stays at ``η0·γ^len(milestones)``.
 
 Every factory validates its arguments and raises ``SpecError`` naming the field and the allowed
-range; the pydantic ``ScheduleSpec`` variants carry the same ranges (one table, ``_RANGES``), so a
+range; the pydantic ``ScheduleSpec`` variants (``optim_core.specs.schedule``) carry the same ranges
+(the ``*_RANGE`` constants here), so a
 422 from the API and an error from library code say the same thing.
 """
 
@@ -37,27 +38,16 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
+from pydantic import Field
 
 from optim_core.errors import SpecError
 
 Schedule = Callable[[int], float]
 
 __all__ = [
-    "ConstantSchedule",
-    "CosineSchedule",
-    "InverseSqrtSchedule",
-    "LinearSchedule",
-    "LinearWarmupSchedule",
     "Schedule",
-    "ScheduleSpec",
-    "ScheduleSpecAdapter",
-    "StepSchedule",
-    "WarmupCosineSchedule",
-    "WarmupLinearSchedule",
-    "WarmupStepSchedule",
     "constant",
     "cosine_annealing",
     "inverse_sqrt",
@@ -81,7 +71,7 @@ MAX_MILESTONES = 100
 
 
 @dataclass(frozen=True)
-class _Range:
+class Range:
     """One numeric range, used both by the factories' checks and the pydantic fields."""
 
     gt: float | None = None
@@ -113,14 +103,14 @@ class _Range:
                             field=field, value=value, allowed=self.describe())
 
 
-_LR = _Range(gt=0.0, le=MAX_LR)
-_END_LR = _Range(ge=0.0, le=MAX_LR)
-_GAMMA = _Range(gt=0.0, le=1.0)
-_RATIO = _Range(ge=0.0, le=1.0)
-_STEP_SIZE = _Range(ge=1, le=MAX_STEPS, integer=True)
-_WARMUP = _Range(ge=0, le=MAX_STEPS, integer=True)
+LR_RANGE = Range(gt=0.0, le=MAX_LR)
+END_LR_RANGE = Range(ge=0.0, le=MAX_LR)
+GAMMA_RANGE = Range(gt=0.0, le=1.0)
+RATIO_RANGE = Range(ge=0.0, le=1.0)
+STEP_SIZE_RANGE = Range(ge=1, le=MAX_STEPS, integer=True)
+WARMUP_RANGE = Range(ge=0, le=MAX_STEPS, integer=True)
 # A decay needs a first and a last step to go from its start to its end value.
-_TOTAL = _Range(ge=2, le=MAX_STEPS, integer=True)
+TOTAL_RANGE = Range(ge=2, le=MAX_STEPS, integer=True)
 
 
 def _check_le(field: str, value: float, bound_field: str, bound: float) -> None:
@@ -172,7 +162,7 @@ def _cosine(max_lr: float, min_lr: float, t: int, horizon: int) -> float:
 
 def constant(lr: float) -> Schedule:
     """The same LR at every step (the baseline O6.1 argues against for long runs)."""
-    _LR.check("lr", lr)
+    LR_RANGE.check("lr", lr)
     lr = float(lr)
 
     def schedule(t: int) -> float:
@@ -184,8 +174,8 @@ def constant(lr: float) -> Schedule:
 
 def linear_warmup(peak_lr: float, warmup_steps: int) -> Schedule:
     """O6.2: ``peak·(t+1)/W`` for ``t < W``, then ``peak``. ``W = 0`` means no warmup."""
-    _LR.check("peak_lr", peak_lr)
-    _WARMUP.check("warmup_steps", warmup_steps)
+    LR_RANGE.check("peak_lr", peak_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
     peak = float(peak_lr)
 
     def schedule(t: int) -> float:
@@ -197,9 +187,9 @@ def linear_warmup(peak_lr: float, warmup_steps: int) -> Schedule:
 
 def step_decay(init_lr: float, gamma: float, step_size: int) -> Schedule:
     """O6.3a: ``η0·γ^⌊t/T⌋`` — multiply by ``gamma`` every ``step_size`` steps."""
-    _LR.check("init_lr", init_lr)
-    _GAMMA.check("gamma", gamma)
-    _STEP_SIZE.check("step_size", step_size)
+    LR_RANGE.check("init_lr", init_lr)
+    GAMMA_RANGE.check("gamma", gamma)
+    STEP_SIZE_RANGE.check("step_size", step_size)
     init, g = float(init_lr), float(gamma)
 
     def schedule(t: int) -> float:
@@ -210,9 +200,9 @@ def step_decay(init_lr: float, gamma: float, step_size: int) -> Schedule:
 
 def cosine_annealing(max_lr: float, total_steps: int, min_lr: float = 0.0) -> Schedule:
     """O6.3b over ``T = total_steps − 1``: ``max_lr`` at step 0, ``min_lr`` on the last step."""
-    _LR.check("max_lr", max_lr)
-    _TOTAL.check("total_steps", total_steps)
-    _END_LR.check("min_lr", min_lr)
+    LR_RANGE.check("max_lr", max_lr)
+    TOTAL_RANGE.check("total_steps", total_steps)
+    END_LR_RANGE.check("min_lr", min_lr)
     _check_le("min_lr", min_lr, "max_lr", max_lr)
     hi, lo, horizon = float(max_lr), float(min_lr), total_steps - 1
 
@@ -228,9 +218,9 @@ def linear_decay(max_lr: float, total_steps: int, end_lr: float = 0.0) -> Schedu
     Same horizon convention as cosine: the last step uses ``end_lr`` exactly (so with the seed's
     ``end_lr = 0`` the last update is a no-op, which is what the formula says).
     """
-    _LR.check("max_lr", max_lr)
-    _TOTAL.check("total_steps", total_steps)
-    _END_LR.check("end_lr", end_lr)
+    LR_RANGE.check("max_lr", max_lr)
+    TOTAL_RANGE.check("total_steps", total_steps)
+    END_LR_RANGE.check("end_lr", end_lr)
     _check_le("end_lr", end_lr, "max_lr", max_lr)
     hi, lo, horizon = float(max_lr), float(end_lr), total_steps - 1
 
@@ -247,8 +237,8 @@ def inverse_sqrt(init_lr: float, warmup_steps: int = 0) -> Schedule:
     Without warmup: ``η0/√(t+1)``. With ``W`` warmup steps: ``η0·(t+1)/W`` for ``t < W``, then
     ``η0·√W/√(t+1)`` — the original Transformer's shape, peaking at ``η0`` on step ``W − 1``.
     """
-    _LR.check("init_lr", init_lr)
-    _WARMUP.check("warmup_steps", warmup_steps)
+    LR_RANGE.check("init_lr", init_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
     peak = float(init_lr)
     scale = math.sqrt(max(warmup_steps, 1))
 
@@ -270,10 +260,10 @@ def warmup_cosine(max_lr: float, warmup_steps: int, total_steps: int,
     peak over the remaining ``total_steps − W`` steps and is exactly ``min_lr`` at
     ``t = total_steps − 1``. With ``W = 0`` it is ``cosine_annealing`` to ``min_lr``.
     """
-    _LR.check("max_lr", max_lr)
-    _WARMUP.check("warmup_steps", warmup_steps)
-    _TOTAL.check("total_steps", total_steps)
-    _RATIO.check("min_lr_ratio", min_lr_ratio)
+    LR_RANGE.check("max_lr", max_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
+    TOTAL_RANGE.check("total_steps", total_steps)
+    RATIO_RANGE.check("min_lr_ratio", min_lr_ratio)
     _check_total_after_warmup(total_steps, warmup_steps)
     hi = float(max_lr)
     lo = hi * float(min_lr_ratio)
@@ -300,10 +290,10 @@ def warmup_linear(max_lr: float, warmup_steps: int, total_steps: int,
     starts at 0, peaks at ``t = W`` and reaches 0 at ``t = total_steps``, a step later than here:
     the same shape shifted by one so no update is spent at LR 0.)
     """
-    _LR.check("max_lr", max_lr)
-    _WARMUP.check("warmup_steps", warmup_steps)
-    _TOTAL.check("total_steps", total_steps)
-    _END_LR.check("end_lr", end_lr)
+    LR_RANGE.check("max_lr", max_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
+    TOTAL_RANGE.check("total_steps", total_steps)
+    END_LR_RANGE.check("end_lr", end_lr)
     _check_le("end_lr", end_lr, "max_lr", max_lr)
     _check_total_after_warmup(total_steps, warmup_steps)
     hi, lo = float(max_lr), float(end_lr)
@@ -334,7 +324,7 @@ def _milestones(milestones: Any) -> tuple[int, ...]:
         raise SpecError(f"milestones must be {allowed}, got {len(values)} values",
                         field="milestones", value=values, allowed=allowed)
     for i, m in enumerate(values):
-        _STEP_SIZE.check(f"milestones[{i}]", m)
+        STEP_SIZE_RANGE.check(f"milestones[{i}]", m)
     out = tuple(operator.index(m) for m in values)
     if any(b <= a for a, b in itertools.pairwise(out)):
         raise SpecError(f"milestones must be {allowed}, got {list(out)}", field="milestones",
@@ -363,15 +353,15 @@ def warmup_step(init_lr: float, warmup_steps: int, gamma: float, step_size: int 
     ``MultiStepLR``) and may not fall inside the warmup. With ``W = 0`` and ``step_size`` it is
     ``step_decay``.
     """
-    _LR.check("init_lr", init_lr)
-    _WARMUP.check("warmup_steps", warmup_steps)
-    _GAMMA.check("gamma", gamma)
+    LR_RANGE.check("init_lr", init_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
+    GAMMA_RANGE.check("gamma", gamma)
     if (step_size is None) == (milestones is None):
         raise SpecError("give exactly one of step_size or milestones", field="milestones",
                         value=milestones, allowed="exactly one of step_size, milestones")
     init, g = float(init_lr), float(gamma)
     if step_size is not None:
-        _STEP_SIZE.check("step_size", step_size)
+        STEP_SIZE_RANGE.check("step_size", step_size)
         _check_warmup_before_decay("step_size", step_size, warmup_steps)
         size = step_size
 
@@ -399,220 +389,10 @@ def sample(schedule: Schedule, total_steps: int, n_points: int) -> list[tuple[in
     Both ends are always included (the two values users check first); when ``n_points`` exceeds
     the number of steps every step is returned once.
     """
-    _Range(ge=1, le=MAX_STEPS, integer=True).check("total_steps", total_steps)
-    _Range(ge=2, le=MAX_SAMPLE_POINTS, integer=True).check("n_points", n_points)
+    Range(ge=1, le=MAX_STEPS, integer=True).check("total_steps", total_steps)
+    Range(ge=2, le=MAX_SAMPLE_POINTS, integer=True).check("n_points", n_points)
     last = total_steps - 1
     if last == 0:
         return [(0, float(schedule(0)))]
     steps = sorted({round(i * last / (n_points - 1)) for i in range(n_points)})
     return [(t, float(schedule(t))) for t in steps]
-
-
-# --------------------------------------------------------------------------- specs (pydantic)
-
-
-def _not_above(other: str) -> Any:
-    """A field validator: this field must not exceed an earlier ``other`` field (end_lr ≤ max_lr).
-    The error lands on this field, naming the other and its value."""
-
-    def check(cls: type, v: float, info: ValidationInfo) -> float:
-        ref = info.data.get(other)
-        if ref is not None and v > ref:
-            raise ValueError(f"{info.field_name} must be <= {other} ({ref:g}), got {v!r}")
-        return v
-
-    return classmethod(check)
-
-
-def _above(other: str) -> Any:
-    """A field validator: this field must exceed an earlier ``other`` (total_steps > warmup)."""
-
-    def check(cls: type, v: int, info: ValidationInfo) -> int:
-        ref = info.data.get(other)
-        if ref is not None and v <= ref:
-            raise ValueError(f"{info.field_name} must be > {other} ({ref}), got {v}")
-        return v
-
-    return classmethod(check)
-
-
-class _ScheduleBase(BaseModel):
-    """Shared config: unknown fields are refused (a misspelt ``warmup_step`` must not be ignored),
-    and specs are frozen so they can be hashed into cache keys."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rule_ids: ClassVar[tuple[str, ...]] = ()
-
-    def build(self) -> Schedule:  # pragma: no cover - every variant overrides it
-        raise NotImplementedError
-
-
-class ConstantSchedule(_ScheduleBase):
-    """A fixed LR (O6.1 explains why a long run usually wants a decay instead)."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1",)
-    name: Literal["constant"] = "constant"
-    lr: float = _LR.field(description="learning rate at every step")
-
-    def build(self) -> Schedule:
-        return constant(self.lr)
-
-
-class LinearWarmupSchedule(_ScheduleBase):
-    """Linear warmup to ``peak_lr`` over ``warmup_steps`` steps, then constant."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.2", "O6.2b")
-    name: Literal["linear_warmup"] = "linear_warmup"
-    peak_lr: float = _LR.field(description="LR reached at step warmup_steps - 1")
-    warmup_steps: int = _WARMUP.field(description="number of warmup steps (0: none)")
-
-    def build(self) -> Schedule:
-        return linear_warmup(self.peak_lr, self.warmup_steps)
-
-
-class StepSchedule(_ScheduleBase):
-    """Step decay: multiply the LR by ``gamma`` every ``step_size`` steps."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1", "O6.3a")
-    name: Literal["step"] = "step"
-    init_lr: float = _LR.field(description="LR for steps 0 … step_size - 1")
-    gamma: float = _GAMMA.field(0.1, description="factor applied every step_size steps")
-    step_size: int = _STEP_SIZE.field(description="steps between decays")
-
-    def build(self) -> Schedule:
-        return step_decay(self.init_lr, self.gamma, self.step_size)
-
-
-class CosineSchedule(_ScheduleBase):
-    """Cosine annealing from ``max_lr`` (step 0) to ``min_lr`` (last step)."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1", "O6.3b")
-    name: Literal["cosine"] = "cosine"
-    max_lr: float = _LR.field(description="LR at step 0")
-    total_steps: int = _TOTAL.field(description="run length; min_lr is used at total_steps - 1")
-    min_lr: float = _END_LR.field(0.0, description="LR on the last step (<= max_lr)")
-
-    _min_below_max = field_validator("min_lr")(_not_above("max_lr"))
-
-    def build(self) -> Schedule:
-        return cosine_annealing(self.max_lr, self.total_steps, self.min_lr)
-
-
-class LinearSchedule(_ScheduleBase):
-    """Linear decay from ``max_lr`` (step 0) to ``end_lr`` (last step)."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1", "O6.3c")
-    name: Literal["linear"] = "linear"
-    max_lr: float = _LR.field(description="LR at step 0")
-    total_steps: int = _TOTAL.field(description="run length; end_lr is used at total_steps - 1")
-    end_lr: float = _END_LR.field(0.0, description="LR on the last step (<= max_lr)")
-
-    _end_below_max = field_validator("end_lr")(_not_above("max_lr"))
-
-    def build(self) -> Schedule:
-        return linear_decay(self.max_lr, self.total_steps, self.end_lr)
-
-
-class InverseSqrtSchedule(_ScheduleBase):
-    """Inverse square root (original Transformer), optionally after linear warmup."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.3d", "O6.2")
-    name: Literal["inverse_sqrt"] = "inverse_sqrt"
-    init_lr: float = _LR.field(description="peak LR, used at step max(warmup_steps - 1, 0)")
-    warmup_steps: int = _WARMUP.field(0, description="number of warmup steps (0: none)")
-
-    def build(self) -> Schedule:
-        return inverse_sqrt(self.init_lr, self.warmup_steps)
-
-
-class WarmupCosineSchedule(_ScheduleBase):
-    """Linear warmup then cosine to ``min_lr_ratio · max_lr``: the standard LLM schedule."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.2", "O6.3b", "O6.4")
-    name: Literal["warmup_cosine"] = "warmup_cosine"
-    max_lr: float = _LR.field(description="peak LR, reached at step warmup_steps - 1")
-    warmup_steps: int = _WARMUP.field(description="number of warmup steps (O6.2b: 1-5 % of the run)")
-    total_steps: int = _TOTAL.field(description="run length; min_lr is used at total_steps - 1")
-    min_lr_ratio: float = _RATIO.field(0.1, description="min_lr = min_lr_ratio * max_lr (O6.4: 0.1)")
-
-    _total_after_warmup = field_validator("total_steps")(_above("warmup_steps"))
-
-    def build(self) -> Schedule:
-        return warmup_cosine(self.max_lr, self.warmup_steps, self.total_steps, self.min_lr_ratio)
-
-
-class WarmupLinearSchedule(_ScheduleBase):
-    """Linear warmup then linear decay to ``end_lr``: the BERT/RoBERTa/LoRA fine-tuning schedule."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.2", "O6.3c")
-    name: Literal["warmup_linear"] = "warmup_linear"
-    max_lr: float = _LR.field(description="peak LR, reached at step warmup_steps - 1")
-    warmup_steps: int = _WARMUP.field(description="number of warmup steps (O6.2b: 1-5 % of the run)")
-    total_steps: int = _TOTAL.field(description="run length; end_lr is used at total_steps - 1")
-    end_lr: float = _END_LR.field(0.0, description="LR on the last step (<= max_lr; BERT: 0)")
-
-    _total_after_warmup = field_validator("total_steps")(_above("warmup_steps"))
-
-    _end_below_max = field_validator("end_lr")(_not_above("max_lr"))
-
-    def build(self) -> Schedule:
-        return warmup_linear(self.max_lr, self.warmup_steps, self.total_steps, self.end_lr)
-
-
-class WarmupStepSchedule(_ScheduleBase):
-    """Linear warmup then ×``gamma`` every ``step_size`` steps or at each of ``milestones``
-    (Goyal et al. 2017: warmup 5 epochs, ×0.1 at epochs 30, 60, 80)."""
-
-    rule_ids: ClassVar[tuple[str, ...]] = ("O6.2", "O6.3a")
-    name: Literal["warmup_step"] = "warmup_step"
-    init_lr: float = _LR.field(description="peak LR, reached at step warmup_steps - 1")
-    warmup_steps: int = _WARMUP.field(description="number of warmup steps (0: none)")
-    gamma: float = _GAMMA.field(0.1, description="factor applied at each decay point")
-    step_size: int | None = Field(default=None, ge=_STEP_SIZE.ge, le=_STEP_SIZE.le,
-                                  description="decay every step_size steps (O6.3a's ⌊t/T⌋); "
-                                              "or give milestones")
-    # Validated even when omitted (validate_default), so "neither given" is reported here, on the
-    # later of the two fields, like the other cross-field checks.
-    milestones: tuple[Annotated[int, Field(ge=_STEP_SIZE.ge, le=_STEP_SIZE.le)], ...] | None = Field(
-        default=None, min_length=1, max_length=MAX_MILESTONES, validate_default=True,
-        description="absolute steps at which the LR is multiplied by gamma, strictly increasing")
-
-    @field_validator("step_size")
-    @classmethod
-    def _step_after_warmup(cls, v: int | None, info: ValidationInfo) -> int | None:
-        warmup = info.data.get("warmup_steps")
-        if v is not None and warmup is not None and v < warmup:
-            raise ValueError(f"step_size must be >= warmup_steps ({warmup}), got {v}")
-        return v
-
-    @field_validator("milestones")
-    @classmethod
-    def _one_of_and_increasing(cls, v: tuple[int, ...] | None,
-                               info: ValidationInfo) -> tuple[int, ...] | None:
-        if "step_size" not in info.data:  # step_size itself was invalid; reported on its own
-            return v
-        if (info.data["step_size"] is None) == (v is None):
-            raise ValueError("give exactly one of step_size or milestones")
-        if v is not None:
-            if any(b <= a for a, b in itertools.pairwise(v)):
-                raise ValueError(f"milestones must be strictly increasing, got {list(v)}")
-            warmup = info.data.get("warmup_steps")
-            if warmup is not None and v[0] < warmup:
-                raise ValueError(f"milestones must not start before warmup_steps ({warmup}), "
-                                 f"got {v[0]}")
-        return v
-
-    def build(self) -> Schedule:
-        return warmup_step(self.init_lr, self.warmup_steps, self.gamma, self.step_size,
-                           self.milestones)
-
-
-ScheduleSpec = Annotated[
-    ConstantSchedule | LinearWarmupSchedule | StepSchedule | CosineSchedule | LinearSchedule
-    | InverseSqrtSchedule | WarmupCosineSchedule | WarmupLinearSchedule | WarmupStepSchedule,
-    Field(discriminator="name"),
-]
-"""Any schedule as data, chosen by its ``name``; ``ScheduleSpecAdapter.validate_python(d)``."""
-
-ScheduleSpecAdapter: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)

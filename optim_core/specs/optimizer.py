@@ -1,7 +1,7 @@
 """``OptimizerSpec``: an optimizer's settings as validated, hashable data. Torch-free.
 
 The API validates requests with it and the worker builds the optimizer from it
-(``optim_core.optimizers.build_optimizer``), so both sides agree on what every field means.
+(``optim_core.training.optimizers.build_optimizer``), so both sides agree on what every field means.
 
 Defaults depend on the optimizer and are filled in at validation: a field left out (or ``None``)
 takes the value from ``DEFAULTS[name]``, so a validated spec is always complete and two requests

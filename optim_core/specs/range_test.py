@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 class RangeTestConfig(BaseModel):
     """How the LR range test sweeps, smooths, stops and measures.
 
-    Divergence rule (see ``optim_core.range_test``): with ``s_t`` the smoothed loss, ``best_t`` its
+    Divergence rule (see ``optim_core.training.range_test``): with ``s_t`` the smoothed loss, ``best_t`` its
     minimum so far and ``scale_t = max(s_0 - best_t, 3 * noise_t, tiny)`` (the drop seen so far, or
     the batch-to-batch noise of the raw loss, median ``|raw_t - raw_{t-1}|``, when little has
     dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term

@@ -7,7 +7,7 @@ the data spec's ``seed`` (the task) — the same spec gives the same tensors on 
 batch order from the experiment's seed.
 
 Batches are ``(inputs, targets)`` CPU tensors; ``loss_fn(model(inputs), targets)`` is the loss, which
-is the batch protocol of `optim_core.range_test`. A `BatchLoader` can be iterated any number of times;
+is the batch protocol of `optim_core.training.range_test`. A `BatchLoader` can be iterated any number of times;
 each pass is one epoch in a new (seeded) order, so a run that re-iterates is still reproducible.
 
 Rewind contract (what the short trials rely on to give every candidate the same batches): before
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from optim_core.errors import SpecError
-from optim_core.specs import (
+from optim_core.specs.experiment import (
     ClassificationDataSpec,
     DataInfo,
     DigitsDataSpec,

@@ -2,7 +2,7 @@
 
 Workers call `run_range_test` and `run_trials` with ``request = RangeTestJobSpec.model_dump(
 mode="json")`` / ``TrialsJobSpec.model_dump(mode="json")``. The request is data only: the model
-and data are built through `optim_core.registry` (built-ins or installed entry-point plug-ins),
+and data are built through `optim_core.training.registry` (built-ins or installed entry-point plug-ins),
 never from code or pickles sent over the wire.
 
 Both entry points validate the request (an invalid one raises `SpecError` naming the field), seed
@@ -46,10 +46,11 @@ from torch import nn
 
 import optim_core
 from optim_core.errors import ResourceLimitError, SpecError
-from optim_core.optimizer_spec import OptimizerSpec
-from optim_core.range_test_config import ProgressEvent
-from optim_core.registry import build_data, build_model, count_params
-from optim_core.specs import ExperimentSpec, RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import ProgressEvent
+from optim_core.training.registry import build_data, build_model, count_params
 
 __all__ = ["resolve_device", "run_range_test", "run_trials", "seed_everything", "versions",
            "warm_up"]
@@ -146,7 +147,7 @@ def run_range_test(request: dict[str, Any], *, device: str = "cpu",
                    progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                    max_params: int | None = None) -> dict[str, Any]:
     """Validate a `RangeTestJobSpec` dict, build, run `lr_range_test`, return plain data."""
-    from optim_core.range_test import lr_range_test
+    from optim_core.training.range_test import lr_range_test
 
     t0 = time.perf_counter()
     job: RangeTestJobSpec = _validate(RangeTestJobSpec, request)
@@ -168,7 +169,7 @@ def run_trials(request: dict[str, Any], *, device: str = "cpu",
                progress: ProgressFn | None = None, should_stop: StopFn | None = None,
                max_params: int | None = None) -> dict[str, Any]:
     """Validate a `TrialsJobSpec` dict, build, run the short trials, return plain data."""
-    from optim_core.trials import run_trials_on
+    from optim_core.training.trials import run_trials_on
 
     t0 = time.perf_counter()
     job: TrialsJobSpec = _validate(TrialsJobSpec, request)

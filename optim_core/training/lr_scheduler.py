@@ -1,4 +1,4 @@
-"""``ScheduleLR``: drive any torch optimizer from a pure schedule (``optim_core.schedules``).
+"""``ScheduleLR``: drive any torch optimizer from a pure schedule (``optim_core.numerics.schedules``).
 
 It subclasses torch's ``LRScheduler`` so it works wherever a torch scheduler does (Lightning,
 checkpoints, ``get_last_lr``), but unlike ``LambdaLR`` the schedule gives the learning rate
@@ -25,7 +25,7 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 from optim_core.errors import SpecError
-from optim_core.schedules import Schedule
+from optim_core.numerics.schedules import Schedule
 
 __all__ = ["ScheduleLR"]
 

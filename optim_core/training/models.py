@@ -1,11 +1,11 @@
-"""torch modules built from the built-in model specs of `optim_core.specs`.
+"""torch modules built from the built-in model specs of `optim_core.specs.experiment`.
 
 The layer layout here and the analytic ``param_count`` in specs.py describe the same networks; the
 tests build several specs of each kind and compare ``sum(p.numel())`` with the analytic count, so
 change both together. Shapes (input features, channels, classes, vocabulary) come from the data's
 `DataInfo`, never from the model spec.
 
-Builders are reached through `optim_core.registry` (``build_model``), where they are registered under
+Builders are reached through `optim_core.training.registry` (``build_model``), where they are registered under
 their ``kind`` with the same signature a plug-in has: ``(options: dict, *, data: DataInfo)``.
 """
 
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from optim_core.specs import CNNSpec, DataInfo, MLPSpec, TransformerSpec, check_fit
+from optim_core.specs.experiment import CNNSpec, DataInfo, MLPSpec, TransformerSpec, check_fit
 
 __all__ = ["CNN", "MLP", "TransformerLM", "build_cnn", "build_mlp", "build_transformer"]
 
@@ -147,7 +147,7 @@ class TransformerLM(nn.Module):
         return self.head(self.norm(x))
 
 
-# -- builders, registered by kind in optim_core.registry (same signature as a plug-in) ----------
+# -- builders, registered by kind in optim_core.training.registry (same signature as a plug-in) ----------
 
 
 def _fit(spec: MLPSpec | CNNSpec | TransformerSpec, data: DataInfo) -> None:

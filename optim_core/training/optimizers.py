@@ -26,8 +26,8 @@ from pytorch_optimizer import Lamb, Lion
 from torch import nn
 
 from optim_core.errors import SpecError, UnknownComponentError
-from optim_core.optimizer_spec import OptimizerSpec
-from optim_core.param_groups import build_param_groups
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.training.param_groups import build_param_groups
 
 __all__ = ["OPTIMIZERS", "build_optimizer"]
 

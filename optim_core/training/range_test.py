@@ -1,6 +1,6 @@
 """The LR range test (measuring): sweep the LR up while training, record the loss. [torch]
 
-Deciding which LR to use is ``optim_core.suggest`` (pure, torch-free); this module only measures.
+Deciding which LR to use is ``optim_core.numerics.suggest`` (pure, torch-free); this module only measures.
 
 Batch protocol
 --------------
@@ -23,7 +23,7 @@ a batch without any tensor counts as one sample.
 Divergence rule (sign-independent)
 ----------------------------------
 The usual ``smoothed > 4 * best`` breaks for negative losses (and for losses near 0). The rule is
-``optim_core.divergence`` (shared with the short trials): with ``s_t`` the bias-corrected EMA of the
+``optim_core.numerics.divergence`` (shared with the short trials): with ``s_t`` the bias-corrected EMA of the
 loss, ``best_t = min(s_0..s_t)``, ``noise_t = median_i |raw_i - raw_{i-1}|`` (batch-to-batch noise,
 robust to the spikes of a diverging loss) and ``scale_t = max(s_0 - best_t, 3 * noise_t,
 1e-8 * (1 + |s_0|))``, the test stops ("diverged") at the first step where
@@ -51,7 +51,7 @@ Modes during the sweep: a model in training mode is trained with its submodules'
 Devices and speed
 -----------------
 An ``OptimizerSpec`` is built after the model has moved to the test's device and for that device,
-so the fused kernels of ``optim_core.optimizers`` are used for that device. With ``amp="fp16"``, a fused
+so the fused kernels of ``optim_core.training.optimizers`` are used for that device. With ``amp="fp16"``, a fused
 optimizer takes the GradScaler's inf check inside its kernel; a non-fused one (a ready optimizer
 built without ``fused=True``, or one torch has no fused kernel for) makes ``GradScaler.step`` read
 the inf flag on the host: one device sync per step.
@@ -72,14 +72,14 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from optim_core.data import split_batch
-from optim_core.divergence import DivergenceMonitor
 from optim_core.errors import Cancelled, SpecError, TrainingError
-from optim_core.optimizer_spec import OptimizerSpec
-from optim_core.optimizers import build_optimizer
-from optim_core.param_groups import build_param_groups
-from optim_core.range_test_config import ProgressEvent, RangeTestConfig
-from optim_core.suggest import Suggestions, suggest
+from optim_core.numerics.divergence import DivergenceMonitor
+from optim_core.numerics.suggest import Suggestions, suggest
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
+from optim_core.training.data import split_batch
+from optim_core.training.optimizers import build_optimizer
+from optim_core.training.param_groups import build_param_groups
 
 Batch = Any
 ForwardFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -390,7 +390,7 @@ def lr_range_test(
     ``optimizer``: a ready ``torch.optim.Optimizer`` (its param groups' LR ratios are kept: each
     group gets ``sweep_lr * group_lr / max_group_lr``, so a group with lr 0 stays frozen; at least
     one group needs lr > 0), an ``OptimizerSpec`` (built through
-    ``optim_core.optimizers.build_optimizer``), or None for AdamW with default settings.
+    ``optim_core.training.optimizers.build_optimizer``), or None for AdamW with default settings.
     ``device``: where to run (default: where the model's parameters are); the model is moved there
     and back. ``progress`` gets a ``ProgressEvent`` every ``config.check_every`` steps and at the
     end; ``should_stop()`` is polled between steps and raises ``Cancelled`` (state restored).

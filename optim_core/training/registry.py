@@ -16,11 +16,11 @@ Entry point groups (in the plug-in package's ``pyproject.toml``)::
 
 A **model builder** is ``(options: dict, *, data: DataInfo) -> torch.nn.Module``. ``options`` are the
 request's flat scalars (validate them yourself and raise ``ValueError`` naming the option);
-``data`` gives the input/output shapes (`optim_core.specs.DataInfo`). The module must map a batch's
+``data`` gives the input/output shapes (`optim_core.specs.experiment.DataInfo`). The module must map a batch's
 ``inputs`` to what the data's ``loss_fn`` takes.
 
 A **data builder** is ``(options: dict, *, batch_size: int, seed: int, val_fraction: float) ->
-DataBundle`` (`optim_core.data.DataBundle`; ``DataBundle.from_tensors`` does the splitting and
+DataBundle`` (`optim_core.training.data.DataBundle`; ``DataBundle.from_tensors`` does the splitting and
 batching). It must be deterministic for a given ``seed`` and must not download anything at job time.
 
 Built-ins are registered the same way, under their spec ``kind`` (models ``mlp``, ``cnn``,
@@ -42,11 +42,8 @@ from typing import Any
 
 from torch import nn
 
-from optim_core import data as _data
-from optim_core import models as _models
-from optim_core.data import DataBundle
 from optim_core.errors import ResourceLimitError, SpecError, UnknownComponentError
-from optim_core.specs import (
+from optim_core.specs.experiment import (
     DataInfo,
     DataSpec,
     ExperimentSpec,
@@ -54,6 +51,9 @@ from optim_core.specs import (
     RegisteredDataSpec,
     RegisteredModelSpec,
 )
+from optim_core.training import data as _data
+from optim_core.training import models as _models
+from optim_core.training.data import DataBundle
 
 __all__ = [
     "DATASET_GROUP",

@@ -5,9 +5,9 @@ trains best over a realistic (if short) schedule. By default the candidates are 
 momentum (O7.1, W11) at ``center_lr × {1/3, 1, 3}``, each with warmup + cosine (O6.4, warmup
 ``warmup_fraction`` of the steps, O6.2b), the decay / no-decay parameter groups (O7.3, W10c) and
 global-norm clipping τ = 1.0 (O7.4). Without a ``center_lr`` a quick range test per optimizer
-measures one (`optim_core.range_test`, its recommended pick), and the result says so, with the
+measures one (`optim_core.training.range_test`, its recommended pick), and the result says so, with the
 pick's confidence and flags. A range test that could not measure an LR (its flags include one of
-``optim_core.suggest.UNUSABLE_FLAGS`` — too short, never decreasing, diverged immediately — or its
+``optim_core.numerics.suggest.UNUSABLE_FLAGS`` — too short, never decreasing, diverged immediately — or its
 confidence is below ``MIN_CENTER_CONFIDENCE``) raises `TrainingError` instead: its "recommended" is
 then a placeholder (the sweep's first LR), and trials centred on it would compare nothing useful.
 Default LRs above ``MAX_LR`` are clipped to it; candidates that clipping made identical are run once,
@@ -16,7 +16,7 @@ and the trial says which requested LRs were clipped (``clipped_lrs``).
 Fairness and reproducibility: every candidate starts from the same initial weights (torch is
 re-seeded with the experiment seed before each model is built) and sees the same batches in the
 same order: the train loader is rewound with ``set_epoch(0)`` when it has that method (the built-in
-`optim_core.data.BatchLoader` does); a plug-in loader without it must yield the same batches on
+`optim_core.training.data.BatchLoader` does); a plug-in loader without it must yield the same batches on
 every iteration (``docs/PLUGINS.md``). Validation uses the same first ``val_batches`` batches. On
 CPU, the same request gives bit-identical curves (tested); only ``seconds_per_step`` varies.
 Batches are ``(inputs, targets)`` (a tuple or list of two; anything else, or a loader that yields
@@ -29,7 +29,7 @@ inf-check sync), and read the loss on the host once per step anyway (for timing 
 
 Ranking: non-diverged trials by final validation loss where the data has a validation split,
 else by the smoothed (bias-corrected EMA) final train loss; diverged trials last (those that lasted
-longer first). Divergence is the range test's rule (`optim_core.divergence`), with
+longer first). Divergence is the range test's rule (`optim_core.numerics.divergence`), with
 ``divergence_factor`` as its threshold: a trial diverges when a loss is NaN/Inf, or (after the
 first ``max(10, steps // 10)`` steps) when the smoothed train loss rises above its best so far by
 more than ``divergence_factor × max(start − best, 3 × batch noise)`` — i.e. above
@@ -50,13 +50,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from optim_core.data import DataBundle, split_batch
-from optim_core.divergence import DivergenceMonitor
 from optim_core.errors import Cancelled, SpecError, TrainingError
-from optim_core.optimizer_spec import OptimizerSpec
-from optim_core.range_test_config import ProgressEvent, RangeTestConfig
-from optim_core.specs import TrialCandidate, TrialsConfig
-from optim_core.suggest import UNUSABLE_FLAGS
+from optim_core.numerics.divergence import DivergenceMonitor
+from optim_core.numerics.suggest import UNUSABLE_FLAGS
+from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
+from optim_core.training.data import DataBundle, split_batch
 
 __all__ = ["TrialResult", "TrialsResult", "default_candidates", "measure_center_lr",
            "run_trials_on"]
@@ -217,7 +217,7 @@ def measure_center_lr(model_factory: ModelFactory, bundle: DataBundle, optimizer
     """A quick range test with ``optimizer_name``'s defaults; returns its recommended LR (capped at
     ``MAX_LR``) and the result as a dict. Raises `TrainingError` when the curve could not give an
     LR (an ``UNUSABLE_FLAGS`` flag, or confidence below ``MIN_CENTER_CONFIDENCE``)."""
-    from optim_core.range_test import lr_range_test  # heavy; only needed without a centre
+    from optim_core.training.range_test import lr_range_test  # heavy; only needed without a centre
 
     _rewind(bundle.train)
     result = lr_range_test(model_factory(), bundle.train, bundle.loss_fn,
@@ -250,7 +250,7 @@ def _label(c: TrialCandidate) -> str:
 
 def _rewind(loader: Iterable[Any]) -> None:
     """Make the next iteration start again at epoch 0: ``set_epoch(0)`` where the loader has it
-    (the data builders' contract, `optim_core.data`); other loaders must repeat themselves."""
+    (the data builders' contract, `optim_core.training.data`); other loaders must repeat themselves."""
     set_epoch = getattr(loader, "set_epoch", None)
     if callable(set_epoch):
         set_epoch(0)
@@ -330,10 +330,10 @@ class _Built:
 
 def _build(candidate: TrialCandidate, model_factory: ModelFactory, config: TrialsConfig,
            device: torch.device) -> _Built:
-    from optim_core.lr_scheduler import ScheduleLR
-    from optim_core.optimizers import build_optimizer
-    from optim_core.param_groups import build_param_groups
-    from optim_core.schedules import warmup_cosine
+    from optim_core.numerics.schedules import warmup_cosine
+    from optim_core.training.lr_scheduler import ScheduleLR
+    from optim_core.training.optimizers import build_optimizer
+    from optim_core.training.param_groups import build_param_groups
 
     spec = candidate.optimizer
     model = model_factory().to(device)
@@ -435,11 +435,11 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
                      val_batches: list[Any], progress: _Progress, should_stop: StopFn | None,
                      clipped: list[list[float]]) -> tuple[list[TrialResult], bool, str]:
     """``TrialsConfig.batched``: each group of candidates sharing an optimizer class trains in one
-    vmapped forward/backward per step (`optim_core.trials_batched`); a group of one, or a model
+    vmapped forward/backward per step (`optim_core.training.trials_batched`); a group of one, or a model
     that cannot be batched exactly, runs sequentially. Returns the trials in candidate order,
     whether any group was batched, and a sentence saying what happened."""
-    from optim_core.optimizers import OPTIMIZERS
-    from optim_core.trials_batched import optimizer_class_groups, run_group_batched
+    from optim_core.training.optimizers import OPTIMIZERS
+    from optim_core.training.trials_batched import optimizer_class_groups, run_group_batched
 
     results: dict[int, TrialResult] = {}
     notes: list[str] = []

@@ -2,7 +2,7 @@
 
 Only the forward and backward are batched; the optimizer math is not touched. Each candidate keeps
 its own model, its own ``torch.optim`` optimizer over its own parameter tensors (built by
-`optim_core.trials._build`, i.e. ``build_param_groups`` + ``build_optimizer`` exactly as the
+`optim_core.training.trials._build`, i.e. ``build_param_groups`` + ``build_optimizer`` exactly as the
 sequential path), its own `ScheduleLR`, weight decay and global-norm clipping. Every step:
 
 1. the active candidates' trainable parameters are ``torch.stack``-ed per name; the stacks stay
@@ -40,12 +40,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from optim_core.data import DataBundle, split_batch
-from optim_core.divergence import DivergenceMonitor
 from optim_core.errors import Cancelled
-from optim_core.optimizers import OPTIMIZERS
-from optim_core.specs import TrialCandidate, TrialsConfig
-from optim_core.trials import (
+from optim_core.numerics.divergence import DivergenceMonitor
+from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.training.data import DataBundle, split_batch
+from optim_core.training.optimizers import OPTIMIZERS
+from optim_core.training.trials import (
     ModelFactory,
     StopFn,
     TrialResult,
@@ -148,7 +148,7 @@ def _probe(base: nn.Module, cands: list[_Cand], names: list[str], loss_of: LossO
 
 def _evaluate_batched(base: nn.Module, cands: list[_Cand], names: list[str], loss_of: LossOf,
                       batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
-    """`optim_core.trials._evaluate` for several candidates at once: the same sample-weighted
+    """`optim_core.training.trials._evaluate` for several candidates at once: the same sample-weighted
     mean, accumulated in the same order, in eval mode."""
     modes = {name: m.training for name, m in base.named_modules()}
     base.eval()  # functional_call runs base's modules: their flags are every candidate's

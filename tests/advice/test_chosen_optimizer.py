@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from optim_core.advice.models import Advice
-from optim_core.optimizer_spec import OptimizerSpec
+from optim_core.specs.optimizer import OptimizerSpec
 from tests.advice.conftest import run
 from tests.advice.test_rules import CNN, ENC, LLM, T5
 

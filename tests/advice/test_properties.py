@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from optim_core.advice import AdviceRequest, advise
 from optim_core.advice.models import MAX_STEPS, steps_per_epoch
-from optim_core.optimizer_spec import OPTIMIZER_NAMES, OptimizerSpec
-from optim_core.schedules import ScheduleSpecAdapter
-from optim_core.specs import TrialsConfig
+from optim_core.specs.jobs import TrialsConfig
+from optim_core.specs.optimizer import OPTIMIZER_NAMES, OptimizerSpec
+from optim_core.specs.schedule import ScheduleSpecAdapter
 
 TASKS = ["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "encoder_finetune",
          "image_classification_cnn", "vision_transformer", "other"]

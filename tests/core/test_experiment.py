@@ -9,9 +9,9 @@ import torch
 
 import optim_core
 from optim_core.errors import Cancelled, ResourceLimitError, SpecError
-from optim_core.experiment import resolve_device, run_range_test, run_trials
-from optim_core.range_test_config import ProgressEvent
-from optim_core.specs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.range_test import ProgressEvent
+from optim_core.training.experiment import resolve_device, run_range_test, run_trials
 
 MLP_DIGITS = {"model": {"kind": "mlp", "hidden": [16]}, "data": {"kind": "digits"},
               "batch_size": 32}

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from optim_core.errors import SpecError
-from optim_core.lr_scheduler import ScheduleLR
-from optim_core.schedules import ScheduleSpecAdapter, warmup_cosine
+from optim_core.numerics.schedules import warmup_cosine
+from optim_core.specs.schedule import ScheduleSpecAdapter
+from optim_core.training.lr_scheduler import ScheduleLR
 
 
 def _train(model: nn.Module, opt: torch.optim.Optimizer, sched: ScheduleLR, steps: int,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from optim_core.data import BatchLoader, markov_sequences
-from optim_core.registry import build_experiment, count_params
-from optim_core.specs import ExperimentSpec, SequenceDataSpec
+from optim_core.specs.experiment import ExperimentSpec, SequenceDataSpec
+from optim_core.training.data import BatchLoader, markov_sequences
+from optim_core.training.registry import build_experiment, count_params
 
 SEQ = {"kind": "sequences", "vocab_size": 16, "seq_len": 8, "n_sequences": 64}
 SPECS = [
@@ -176,7 +176,7 @@ _PAIRS = st.one_of(
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_PAIRS)
 def test_analytic_count_equals_built_count(pair: tuple[dict, dict]) -> None:
-    from optim_core.registry import build_model
+    from optim_core.training.registry import build_model
 
     model, data = pair
     spec = ExperimentSpec(model=model, data=data)

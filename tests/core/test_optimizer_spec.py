@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from optim_core.optimizer_spec import DEFAULTS, OPTIMIZER_NAMES, RULE_IDS, OptimizerSpec
+from optim_core.specs.optimizer import DEFAULTS, OPTIMIZER_NAMES, RULE_IDS, OptimizerSpec
 
 
 def _locs(err: pytest.ExceptionInfo[ValidationError]) -> list[tuple]:

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from optim_core.errors import SpecError, UnknownComponentError
-from optim_core.optimizer_spec import OPTIMIZER_NAMES, OptimizerSpec
-from optim_core.optimizers import OPTIMIZERS, build_optimizer
+from optim_core.specs.optimizer import OPTIMIZER_NAMES, OptimizerSpec
+from optim_core.training.optimizers import OPTIMIZERS, build_optimizer
 
 TH0 = [0.5, -1.5, 2.0]
 G1 = [0.3, -0.2, 1.0]

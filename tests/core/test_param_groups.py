@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from optim_core.errors import SpecError
-from optim_core.param_groups import build_param_groups
+from optim_core.training.param_groups import build_param_groups
 
 
 def _names(groups: list[dict], model: nn.Module) -> dict[str, set[str]]:

@@ -15,11 +15,11 @@ from pydantic import ValidationError
 from torch import nn
 
 from optim_core.errors import Cancelled, SpecError, TrainingError
-from optim_core.optimizer_spec import OptimizerSpec
-from optim_core.param_groups import build_param_groups
-from optim_core.range_test import _make_optimizer, lr_range_test
-from optim_core.range_test_config import ProgressEvent, RangeTestConfig
-from optim_core.suggest import smooth
+from optim_core.numerics.suggest import smooth
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
+from optim_core.training.param_groups import build_param_groups
+from optim_core.training.range_test import _make_optimizer, lr_range_test
 
 NO_STOP = {"stop_on_divergence": False}
 
@@ -581,7 +581,7 @@ def test_fp16_needs_cuda() -> None:
 
 
 def test_optimizer_spec_goes_through_the_factory(monkeypatch: pytest.MonkeyPatch) -> None:
-    import optim_core.range_test as rt
+    import optim_core.training.range_test as rt
 
     built: list[torch.optim.Optimizer] = []
 
@@ -635,8 +635,8 @@ def test_cuda_rng_is_restored_even_when_the_test_initialises_cuda() -> None:
     code = (
         "import torch\n"
         "from torch import nn\n"
-        "from optim_core.range_test import lr_range_test\n"
-        "from optim_core.range_test_config import RangeTestConfig\n"
+        "from optim_core.training.range_test import lr_range_test\n"
+        "from optim_core.specs.range_test import RangeTestConfig\n"
         "torch.manual_seed(0)\n"
         "assert not torch.cuda.is_initialized()\n"
         "m = nn.Sequential(nn.Linear(10, 16), nn.Dropout(0.5), nn.Linear(16, 2))\n"
@@ -656,7 +656,7 @@ def test_cuda_rng_is_restored_even_when_the_test_initialises_cuda() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_spec_optimizer_on_cuda_is_fused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import optim_core.range_test as rt
+    import optim_core.training.range_test as rt
 
     built: list[torch.optim.Optimizer] = []
     real = rt.build_optimizer

@@ -9,20 +9,20 @@ import pytest
 import torch
 
 from optim_core.errors import ResourceLimitError, SpecError, UnknownComponentError
-from optim_core.registry import (
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.training.registry import (
     build_experiment,
     build_model,
     known_datasets,
     known_models,
     resolve_model,
 )
-from optim_core.specs import ExperimentSpec
 
 PLUGIN = '''
 import torch
 from torch import nn
-from optim_core.data import DataBundle
-from optim_core.specs import DataInfo
+from optim_core.training.data import DataBundle
+from optim_core.specs.experiment import DataInfo
 
 
 def build_wide(options, *, data):

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from optim_core import schedules as S
 from optim_core.errors import SpecError
+from optim_core.numerics import schedules as S
+from optim_core.specs import schedule as SP
 
 
 def _nonincreasing(values: list[float]) -> bool:
@@ -277,28 +278,28 @@ def test_sample_includes_both_ends_and_is_evenly_spaced() -> None:
     ],
 )
 def test_spec_builds_the_same_schedule_as_the_factory(data, factory_args) -> None:
-    spec = S.ScheduleSpecAdapter.validate_python(data)
+    spec = SP.ScheduleSpecAdapter.validate_python(data)
     assert spec.name == data["name"]
     assert spec.rule_ids and all(r.startswith("O6") for r in spec.rule_ids)
     factory, args = factory_args
     built, direct = spec.build(), factory(*args)
     assert [built(t) for t in range(25)] == [direct(t) for t in range(25)]
     # round-trips through JSON (the API's wire format)
-    again = S.ScheduleSpecAdapter.validate_json(spec.model_dump_json())
+    again = SP.ScheduleSpecAdapter.validate_json(spec.model_dump_json())
     assert again == spec
 
 
 def test_warmup_cosine_spec_defaults_and_rule_ids() -> None:
-    spec = S.ScheduleSpecAdapter.validate_python(
+    spec = SP.ScheduleSpecAdapter.validate_python(
         {"name": "warmup_cosine", "max_lr": 3e-4, "warmup_steps": 2000, "total_steps": 100_000})
     assert spec.min_lr_ratio == 0.1
     assert spec.rule_ids == ("O6.2", "O6.3b", "O6.4")
 
 
 def test_composite_spec_rule_ids() -> None:
-    lin = S.ScheduleSpecAdapter.validate_python(
+    lin = SP.ScheduleSpecAdapter.validate_python(
         {"name": "warmup_linear", "max_lr": 2e-5, "warmup_steps": 100, "total_steps": 10_000})
-    step = S.ScheduleSpecAdapter.validate_python(
+    step = SP.ScheduleSpecAdapter.validate_python(
         {"name": "warmup_step", "init_lr": 0.1, "warmup_steps": 0, "milestones": [30, 60, 80]})
     assert lin.end_lr == 0.0 and lin.rule_ids == ("O6.2", "O6.3c")
     assert step.gamma == 0.1 and step.milestones == (30, 60, 80)
@@ -328,18 +329,18 @@ def test_composite_spec_rule_ids() -> None:
 )
 def test_spec_errors_are_located_at_the_field(data, loc_field) -> None:
     with pytest.raises(ValidationError) as err:
-        S.ScheduleSpecAdapter.validate_python(data)
+        SP.ScheduleSpecAdapter.validate_python(data)
     locs = [e["loc"] for e in err.value.errors()]
     assert any(loc_field in loc for loc in locs), locs
 
 
 def test_unknown_schedule_name_is_refused() -> None:
     with pytest.raises(ValidationError) as err:
-        S.ScheduleSpecAdapter.validate_python({"name": "cyclic", "lr": 0.1})
+        SP.ScheduleSpecAdapter.validate_python({"name": "cyclic", "lr": 0.1})
     assert err.value.errors()[0]["type"] == "union_tag_invalid"
 
 
 def test_schedules_module_does_not_import_torch() -> None:
-    code = ("import sys, optim_core.schedules, optim_core.optimizer_spec\n"
+    code = ("import sys, optim_core.numerics.schedules, optim_core.specs.optimizer\n"
             "sys.exit(1 if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

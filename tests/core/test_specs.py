@@ -8,15 +8,13 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from optim_core.specs import (
+from optim_core.specs.experiment import (
     ExperimentSpec,
     MLPSpec,
-    RangeTestJobSpec,
     TransformerSpec,
-    TrialsConfig,
-    TrialsJobSpec,
     optimizer_state_slots,
 )
+from optim_core.specs.jobs import RangeTestJobSpec, TrialsConfig, TrialsJobSpec
 
 SEQ = {"kind": "sequences", "vocab_size": 16, "seq_len": 8}
 TINY_LM = {"kind": "transformer", "d_model": 16, "n_heads": 2, "n_layers": 1, "seq_len": 8,
@@ -28,7 +26,7 @@ def _locs(exc: ValidationError) -> list[tuple]:
 
 
 def test_specs_module_does_not_import_torch() -> None:
-    code = ("import sys, optim_core.specs\n"
+    code = ("import sys, optim_core.specs.experiment\n"
             "sys.exit(1 if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optim_core import suggest as S
+from optim_core.numerics import suggest as S
 
 N = 100
 LRS = [float(v) for v in np.logspace(-7, 1, N)]
@@ -33,7 +33,7 @@ def valley_curve() -> list[float]:
 def test_module_is_torch_free() -> None:
     import subprocess
 
-    code = "import sys, optim_core.suggest; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, optim_core.numerics.suggest; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

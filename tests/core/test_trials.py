@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from optim_core.errors import Cancelled, SpecError, TrainingError
-from optim_core.range_test_config import ProgressEvent
-from optim_core.registry import build_data, build_model
-from optim_core.specs import ExperimentSpec, TrialsConfig
-from optim_core.trials import MAX_LR, default_candidates, run_trials_on
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.specs.jobs import TrialsConfig
+from optim_core.specs.range_test import ProgressEvent
+from optim_core.training.registry import build_data, build_model
+from optim_core.training.trials import MAX_LR, default_candidates, run_trials_on
 
 SPEC = ExperimentSpec(model={"kind": "mlp", "hidden": [16]},
                       data={"kind": "classification", "n_samples": 320, "n_features": 8},

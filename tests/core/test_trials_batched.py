@@ -12,12 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from optim_core.data import DataBundle
 from optim_core.errors import Cancelled
-from optim_core.range_test_config import ProgressEvent
-from optim_core.registry import build_data, build_model
-from optim_core.specs import ExperimentSpec, TrialsConfig
-from optim_core.trials import TrialResult, TrialsResult, run_trials_on
+from optim_core.specs.experiment import ExperimentSpec
+from optim_core.specs.jobs import TrialsConfig
+from optim_core.specs.range_test import ProgressEvent
+from optim_core.training.data import DataBundle
+from optim_core.training.registry import build_data, build_model
+from optim_core.training.trials import TrialResult, TrialsResult, run_trials_on
 
 MLP = ExperimentSpec(model={"kind": "mlp", "hidden": [16, 16]},
                      data={"kind": "classification", "n_samples": 320, "n_features": 8},

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.integration
 
 
 def range_curve(result: dict[str, Any]) -> tuple[list[float], list[float], dict[str, Any]]:
-    body = result["result"]  # optim_core.experiment: {"kind", "result": {...}, ...}
+    body = result["result"]  # optim_core.training.experiment: {"kind", "result": {...}, ...}
     assert result["kind"] == "range_test"
     return body["lrs"], body["losses"], body["suggestions"]
 
