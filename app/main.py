@@ -8,15 +8,15 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from app import problems, unavailable
-from app.advice_cache import AdviceCache
-from app.api import advice, health, jobs
-from app.job_service import JobService
-from app.logging import configure_logging
-from app.metrics import HttpMetrics
-from app.middleware import RequestContextMiddleware
-from app.publish import JobPublisher
-from app.settings import Settings
+from app.api.routes import advice, health, jobs
+from app.core import problems, unavailable
+from app.core.config import Settings
+from app.core.logging import configure_logging
+from app.core.metrics import HttpMetrics
+from app.core.middleware import RequestContextMiddleware
+from app.services.advice_cache import AdviceCache
+from app.services.jobs import JobService
+from app.services.publish import JobPublisher
 from workers.jobstore import AsyncJobStore
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 
 _url = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
 app = create_app(Settings(redis_url=_url, cache_redis_url=_url))

@@ -39,7 +39,7 @@ def test_gpu_worker_reserves_a_gpu_and_runs_one_job_per_child(compose: dict) -> 
 
 
 def test_cpu_worker_memory_covers_its_concurrency_at_the_api_limit(compose: dict) -> None:
-    from app.settings import Settings
+    from app.core.config import Settings
 
     cpu = compose["services"]["worker-cpu"]
     limit = cpu["deploy"]["resources"]["limits"]["memory"]

@@ -59,7 +59,7 @@ def _warm_up_child(**_: Any) -> None:
 
 
 def _client(timeout_s: float) -> redis.Redis:
-    from workers.celery_app import settings
+    from workers.runtime import settings
 
     return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
                                 socket_connect_timeout=timeout_s)
@@ -67,8 +67,8 @@ def _client(timeout_s: float) -> redis.Redis:
 
 def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
                     ttl: int) -> None:
-    from workers.celery_app import settings
     from workers.jobstore import JobKeys, write_heartbeat
+    from workers.runtime import settings
 
     keys = JobKeys(settings.jobs_key_prefix)
     interval = max(1.0, ttl / 3)
@@ -83,8 +83,8 @@ def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
 @worker_ready.connect
 def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     global _thread
-    from workers.celery_app import settings
     from workers.jobstore import JobKeys
+    from workers.runtime import settings
 
     hostname = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
@@ -106,8 +106,8 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
 def _start_drain(sender: Any = None, how: str | None = None, **_: Any) -> None:
     """Main process, from the signal handler: ask this worker's running jobs to hand
     themselves back (see the module docstring). ``sender`` is the worker's hostname."""
-    from workers.celery_app import settings
     from workers.jobstore import JobKeys
+    from workers.runtime import settings
 
     hostname = sender if isinstance(sender, str) else getattr(sender, "hostname", None)
     if not hostname:
@@ -127,8 +127,8 @@ def _start_drain(sender: Any = None, how: str | None = None, **_: Any) -> None:
 
 @worker_shutdown.connect
 def _stop_heartbeat(sender: Any = None, **_: Any) -> None:
-    from workers.celery_app import settings
     from workers.jobstore import JobKeys, forget_worker
+    from workers.runtime import settings
 
     _stop.set()
     hostname = getattr(sender, "hostname", None)

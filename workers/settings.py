@@ -1,6 +1,6 @@
 """Settings shared by workers and the API's producer side (pydantic-settings, prefix ``OPTIM_``).
 
-The API's :class:`app.settings.Settings` extends this class, so both processes read one definition
+The API's :class:`app.core.config.Settings` extends this class, so both processes read one definition
 of every job setting (time limits, key prefixes, TTLs) and cannot drift apart.
 """
 

@@ -18,9 +18,10 @@ from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from workers import logs, names
-from workers.celery_app import app, settings
+from workers.celery_app import app
 from workers.jobstore import JobStore
 from workers.problems import from_exception, problem
+from workers.runtime import settings
 
 log = logging.getLogger("workers.tasks")
 T = TypeVar("T")

@@ -7,7 +7,7 @@ from typing import Annotated
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
-from app.settings import Settings
+from app.core.config import Settings
 
 
 def get_settings(request: Request) -> Settings:

@@ -18,7 +18,7 @@ from prometheus_client.core import (
 )
 from redis.exceptions import RedisError
 
-from workers.celery_app import PRIORITY_STEPS
+from workers.config import PRIORITY_STEPS
 from workers.jobstore import DURATION_BUCKETS, AsyncJobStore
 from workers.names import QUEUES, TASK_BY_KIND
 

@@ -14,10 +14,10 @@ from typing import Any
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import paths
-from app.logging import request_id_var
-from app.metrics import HttpMetrics
-from app.problems import PROBLEM_JSON, internal_error
+from app.core import paths
+from app.core.logging import request_id_var
+from app.core.metrics import HttpMetrics
+from app.core.problems import PROBLEM_JSON, internal_error
 
 log = logging.getLogger("app.access")
 error_log = logging.getLogger("app.problems")

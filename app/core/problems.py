@@ -128,7 +128,7 @@ def validation_problem(errors: list[dict[str, Any]], detail: str | None = None) 
 
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the app serves at this request's path (for a 405's ``Allow``)."""
-    from app.paths import match  # app.paths reads the OpenAPI document: only when needed
+    from app.core.paths import match  # app.core.paths reads the OpenAPI document: only when needed
 
     found = match(request.app, request.url.path)
     return sorted(found.methods) if found else []
@@ -160,7 +160,7 @@ def install(app: FastAPI) -> None:
                 "Content-Type: application/json.", type_="malformed-body"), request)
         titles = {404: "Not found", 405: "Method not allowed", 406: "Not acceptable",
                   413: "Content too large", 415: "Unsupported media type"}
-        limit = getattr(exc, "limit_bytes", None)  # app.middleware.BodyTooLarge
+        limit = getattr(exc, "limit_bytes", None)  # app.core.middleware.BodyTooLarge
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names only the methods of the first route whose path matched; a path
@@ -173,7 +173,7 @@ def install(app: FastAPI) -> None:
             problem.type = PROBLEM_BASE + "content-too-large"
         return problem_response(problem, request)
 
-    # A last resort: app.middleware.RequestContextMiddleware answers unhandled errors itself,
+    # A last resort: app.core.middleware.RequestContextMiddleware answers unhandled errors itself,
     # with the request id. This handler runs in Starlette's ServerErrorMiddleware, outside it,
     # and only sees what escapes that middleware's own code; without it those would get a
     # plain-text 500 instead of problem+json.

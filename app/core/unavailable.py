@@ -13,8 +13,8 @@ import redis.exceptions as redis_errors
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.problems import ProblemError, problem_response
-from app.publish import ServiceUnavailable
+from app.core.problems import ProblemError, problem_response
+from app.services.publish import ServiceUnavailable
 
 log = logging.getLogger("app.unavailable")
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import optim_core
-from app.problems import ProblemError
-from app.publish import JobPublisher, ServiceUnavailable, choose_queue
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.problems import ProblemError
+from app.services.publish import JobPublisher, ServiceUnavailable, choose_queue
 from optim_core.canonical import content_hash
 from workers.jobstore import AsyncJobStore, new_job_id
 from workers.names import RESULT_SCHEMA_VERSION

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.problems import ProblemError
-from app.settings import Settings
+from app.core.config import Settings
+from app.core.problems import ProblemError
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
 

@@ -14,9 +14,9 @@ from typing import Any
 import anyio
 from celery import Celery
 
-from app.settings import Settings
+from app.core.config import Settings
 from workers import names
-from workers.celery_app import DEFAULT_PRIORITY, create_celery
+from workers.config import DEFAULT_PRIORITY, create_celery
 from workers.jobstore import AsyncJobStore, heartbeat_age_ok
 
 log = logging.getLogger("app.publish")

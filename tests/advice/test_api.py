@@ -12,9 +12,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from app.api import advice as advice_api
+from app.api.routes import advice as advice_api
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 
 CACHE_URL = "redis://127.0.0.1:6379/13"
 SPEC: dict[str, Any] = {"task": "llm_pretrain", "architecture": "decoder_transformer",

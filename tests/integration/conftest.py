@@ -12,8 +12,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.jobs_support import Namespace, PrivateRedis, WorkerProcess, new_namespace, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.integration.conftest import wait_status
 from tests.jobs_support import Namespace, PrivateRedis, WorkerProcess, tiny_range_test
 

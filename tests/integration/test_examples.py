@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app import examples
+from app.schemas import examples
 from tests.integration.conftest import wait_status
 
 pytestmark = pytest.mark.integration

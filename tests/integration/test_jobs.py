@@ -16,8 +16,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.integration.conftest import parse_sse, wait_status
 from tests.jobs_support import (
     WorkerProcess,
@@ -295,7 +295,7 @@ def test_batch_submission_reports_per_item(client: TestClient) -> None:
 
 def test_batch_reports_an_outage_mid_batch_and_keeps_what_it_created(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.publish import ServiceUnavailable
+    from app.services.publish import ServiceUnavailable
 
     service = client.app.state.jobs
     real = service.submit

@@ -10,8 +10,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.jobs_support import PrivateRedis, free_port, tiny_range_test
 
 pytestmark = [

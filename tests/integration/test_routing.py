@@ -11,7 +11,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from app.publish import choose_queue
+from app.services.publish import choose_queue
 from tests.jobs_support import new_namespace
 from workers.jobstore import AsyncJobStore, JobKeys
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, tiny_range_test
 

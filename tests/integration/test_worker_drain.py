@@ -13,9 +13,9 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
+from app.core.metrics import queue_keys
 from app.main import create_app
-from app.metrics import queue_keys
-from app.settings import Settings
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, wait_until
 

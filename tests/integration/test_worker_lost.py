@@ -21,8 +21,8 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
-from app.settings import Settings
 from tests.integration.conftest import parse_sse, wait_status
 from tests.jobs_support import (
     Namespace,

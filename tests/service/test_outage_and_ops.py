@@ -11,9 +11,9 @@ import redis.exceptions as redis_errors
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
+from app.core.config import Settings
+from app.core.unavailable import is_refusing_writes
 from app.main import create_app
-from app.settings import Settings
-from app.unavailable import is_refusing_writes
 from tests.jobs_support import free_port, tiny_range_test
 
 PROBLEM = "application/problem+json"

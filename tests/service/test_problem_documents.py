@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
+from app.core.problems import PROBLEM_JSON
 from app.main import create_app
-from app.problems import PROBLEM_JSON
-from app.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app import examples
-from app.advice_cache import AdviceCache, cache_key
-from app.deps import SettingsDep
-from app.problems import PROBLEM_JSON, ProblemError, validation_problem
+from app.api.deps import SettingsDep
+from app.core.problems import PROBLEM_JSON, ProblemError, validation_problem
+from app.schemas import examples
+from app.services.advice_cache import AdviceCache, cache_key
 from optim_core.advice.diagnose import Diagnosis, TrainingLog, diagnose
 from optim_core.advice.engine import advise
 from optim_core.advice.models import AdviceRequest, AdviceResponse, BatchAdviceRequest

@@ -9,9 +9,9 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app import metrics
-from app.deps import RedisDep, SettingsDep
-from app.problems import ProblemError
+from app.api.deps import RedisDep, SettingsDep
+from app.core import metrics
+from app.core.problems import ProblemError
 from workers.jobstore import heartbeat_age_ok
 
 router = APIRouter(tags=["operations"])

@@ -1,5 +1,5 @@
 """/v1/jobs: LR range tests and optimizer trials as background jobs (202 + Location, poll, SSE,
-cancel, list). Routes validate, translate and delegate to :class:`app.job_service.JobService`."""
+cancel, list). Routes validate, translate and delegate to :class:`app.services.jobs.JobService`."""
 
 from __future__ import annotations
 
@@ -18,11 +18,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app import examples
-from app.deps import SettingsDep
-from app.job_limits import limit_problem, range_test_errors, trials_errors
-from app.job_service import JobOptions, JobService, Submission
-from app.models_jobs import (
+from app.api.deps import SettingsDep
+from app.core.config import Settings
+from app.core.problems import ProblemError, validation_problem
+from app.core.unavailable import is_refusing_writes
+from app.schemas import examples
+from app.schemas.jobs import (
     OPTION_FIELDS,
     BatchItem,
     BatchResponse,
@@ -33,10 +34,9 @@ from app.models_jobs import (
     RangeTestJobRequest,
     TrialsJobRequest,
 )
-from app.problems import ProblemError, validation_problem
-from app.publish import ServiceUnavailable
-from app.settings import Settings
-from app.unavailable import is_refusing_writes
+from app.services.jobs import JobOptions, JobService, Submission
+from app.services.limits import limit_problem, range_test_errors, trials_errors
+from app.services.publish import ServiceUnavailable
 from workers.jobstore import AsyncJobStore
 from workers.names import TERMINAL_STATUSES
 
