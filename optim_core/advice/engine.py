@@ -30,15 +30,14 @@ from optim_core.advice.models import (
     steps_per_epoch,
 )
 from optim_core.advice.rules import RULES_BY_ID, RULES_VERSION, param
-from optim_core.specs.optimizer import DEFAULTS as OPTIMIZER_DEFAULTS
+from optim_core.specs.catalog import CATALOG, names_where
 
-ADAPTIVE = frozenset({"adamw", "adam", "adam_l2", "lamb", "adafactor", "rmsprop", "adagrad",
-                      "lion"})
+ADAPTIVE = names_where(lambda o: o.adaptive)
 FINETUNE_TASKS = frozenset({"llm_finetune_full", "llm_finetune_peft", "encoder_finetune"})
 # λ applied outside the gradient (θ ← θ − ηλθ) vs L2 inside it (scaled by the adaptive rate, W6).
-DECOUPLED = frozenset({"adamw", "lamb", "adafactor", "lion"})
+DECOUPLED = names_where(lambda o: o.decoupled)
 # Same update as AdamW's Adam step (O5.1), so AdamW's LR carries over unchanged.
-ADAM_LIKE = frozenset({"adamw", "lamb", "adam", "adam_l2"})
+ADAM_LIKE = names_where(lambda o: o.adam_like)
 TRANSFORMER_TASKS = frozenset({"llm_pretrain", "llm_finetune_full", "llm_finetune_peft",
                                "encoder_finetune", "vision_transformer"})
 # Rows that describe each optimizer, cited when the user chose it over O7.1's pick.
@@ -778,7 +777,7 @@ def _optimizer_details(req: AdviceRequest, opt: str, tr: _Trace) -> dict[str, An
                "(0.95, 0.98) if training is unstable")
         tr.why("optimizer.eps", None, ["L-LION"], "Lion has no ε: its update is a sign")
     elif opt == "rmsprop":
-        beta, eps = param("O4.2", "beta"), OPTIMIZER_DEFAULTS["rmsprop"]["eps"]
+        beta, eps = param("O4.2", "beta"), CATALOG["rmsprop"].defaults["eps"]
         out.update(betas=(0.0, beta), eps=eps, momentum=0.0)
         tr.why("optimizer.betas", [0.0, beta], ["O4.2"], f"RMSprop's squared-gradient EMA β "
                f"{beta} (O4.2; torch alpha) as betas[1]; betas[0] = 0: no first-moment EMA")
@@ -786,7 +785,7 @@ def _optimizer_details(req: AdviceRequest, opt: str, tr: _Trace) -> dict[str, An
         tr.why("optimizer.momentum", 0.0, ["O4.2"], "no heavy-ball momentum: O4.2's RMSprop "
                "has none (Adam is RMSprop plus momentum and bias correction, O5.1)")
     elif opt == "adagrad":
-        eps = OPTIMIZER_DEFAULTS["adagrad"]["eps"]
+        eps = CATALOG["adagrad"].defaults["eps"]
         out.update(eps=eps)
         tr.why("optimizer.eps", eps, ["O4.1"], f"ε {eps:g} (torch's AdaGrad default; O4.1 "
                "gives no number)")

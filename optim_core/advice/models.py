@@ -13,14 +13,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from optim_core.specs.optimizer import OptimizerName
+
 Task = Literal["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "encoder_finetune",
                "image_classification_cnn", "vision_transformer", "other"]
 Architecture = Literal["decoder_transformer", "encoder_transformer",
                        "encoder_decoder_transformer", "cnn", "vit", "mlp", "rnn", "linear",
                        "other"]
 Normalization = Literal["layernorm", "rmsnorm", "batchnorm", "groupnorm", "none"]
-RefOptimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adam_l2", "adamw", "adafactor",
-                       "lamb", "lion"]
+# Any optimizer of the catalogue (optim_core.specs.catalog) can be the reference or the choice.
+RefOptimizer = OptimizerName
 
 LLM_TASKS: frozenset[str] = frozenset({"llm_pretrain", "llm_finetune_full", "llm_finetune_peft"})
 MAX_PARAMS = 10**13

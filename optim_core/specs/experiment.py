@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from optim_core.specs.base import StrictSpec as _Spec
+from optim_core.specs.catalog import CATALOG
 
 __all__ = [
     "CNNSpec",
@@ -354,23 +355,13 @@ ModelSpec = Annotated[
 # The pair, its size and a rough memory estimate
 # --------------------------------------------------------------------------------------------------
 
-# Floats of optimizer state per parameter. Adafactor keeps factored second moments (row + column
-# sums), far less than one float per parameter for matrices; 0.1 is a deliberately rough stand-in.
-_STATE_SLOTS: dict[str, float] = {
-    "sgd": 1.0,        # momentum buffer (0 without momentum; we assume the common case)
-    "adagrad": 1.0,    # sum of squared gradients
-    "rmsprop": 1.0,    # EMA of squared gradients (+1 with momentum, ignored)
-    "adam": 2.0, "adam_l2": 2.0, "adamw": 2.0,  # m and v
-    "adafactor": 0.1,
-    "lamb": 2.0,
-    "lion": 1.0,       # a single momentum
-}
 BYTES_PER_FLOAT = 4  # float32 training; mixed precision changes activations, not the order of size
 
 
 def optimizer_state_slots(optimizer_name: str) -> float:
-    """Floats of optimizer state kept per parameter (see `_STATE_SLOTS`); 2.0 if unknown."""
-    return _STATE_SLOTS.get(optimizer_name, 2.0)
+    """Floats of optimizer state kept per parameter (its catalogue row); 2.0 if unknown."""
+    row = CATALOG.get(optimizer_name)
+    return 2.0 if row is None else row.state_slots
 
 
 class ExperimentSpec(_Spec):

@@ -438,7 +438,7 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
     vmapped forward/backward per step (`optim_core.training.trials_batched`); a group of one, or a model
     that cannot be batched exactly, runs sequentially. Returns the trials in candidate order,
     whether any group was batched, and a sentence saying what happened."""
-    from optim_core.training.optimizers import OPTIMIZERS
+    from optim_core.training.optimizers import optimizer_class
     from optim_core.training.trials_batched import optimizer_class_groups, run_group_batched
 
     results: dict[int, TrialResult] = {}
@@ -446,7 +446,7 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
     model_reason: str | None = None  # same factory for every group: one refusal applies to all
     any_batched = False
     for group in optimizer_class_groups(candidates):
-        cls = OPTIMIZERS[candidates[group[0]].optimizer.name].cls.__name__
+        cls = optimizer_class(candidates[group[0]].optimizer.name).__name__
         done: dict[int, TrialResult] | None = None
         if model_reason is None and len(group) > 1:
             done, why = run_group_batched(group, candidates, model_factory, bundle, config,

@@ -44,7 +44,7 @@ from optim_core.errors import Cancelled
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.training.data import DataBundle, split_batch
-from optim_core.training.optimizers import OPTIMIZERS
+from optim_core.training.optimizers import optimizer_class
 from optim_core.training.trials import (
     ModelFactory,
     StopFn,
@@ -68,7 +68,7 @@ def optimizer_class_groups(candidates: list[TrialCandidate]) -> list[list[int]]:
     ``adam_l2`` are both ``torch.optim.Adam``), groups in order of first appearance."""
     groups: dict[type, list[int]] = {}
     for i, c in enumerate(candidates):
-        groups.setdefault(OPTIMIZERS[c.optimizer.name].cls, []).append(i)
+        groups.setdefault(optimizer_class(c.optimizer.name), []).append(i)
     return list(groups.values())
 
 

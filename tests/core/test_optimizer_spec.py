@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from optim_core.specs.optimizer import DEFAULTS, OPTIMIZER_NAMES, RULE_IDS, OptimizerSpec
+from optim_core.specs.catalog import CATALOG
+from optim_core.specs.optimizer import OPTIMIZER_NAMES, OptimizerSpec
 
 
 def _locs(err: pytest.ExceptionInfo[ValidationError]) -> list[tuple]:
@@ -17,8 +18,8 @@ def _locs(err: pytest.ExceptionInfo[ValidationError]) -> list[tuple]:
 def test_defaults_are_filled_from_the_table(name: str) -> None:
     spec = OptimizerSpec(name=name)
     for field in ("lr", "betas", "eps", "momentum", "weight_decay"):
-        assert getattr(spec, field) == DEFAULTS[name].get(field)
-    assert spec.rule_ids == RULE_IDS[name]
+        assert getattr(spec, field) == CATALOG[name].defaults.get(field)
+    assert spec.rule_ids == CATALOG[name].rule_ids
     # a validated spec is complete, so validating its dump gives the same spec (stable hashes)
     assert OptimizerSpec.model_validate(spec.model_dump()) == spec
 

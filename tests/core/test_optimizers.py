@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from optim_core.errors import SpecError, UnknownComponentError
+from optim_core.specs.catalog import CATALOG
 from optim_core.specs.optimizer import OPTIMIZER_NAMES, OptimizerSpec
-from optim_core.training.optimizers import OPTIMIZERS, build_optimizer
+from optim_core.training.optimizers import build_optimizer, optimizer_class
 
 TH0 = [0.5, -1.5, 2.0]
 G1 = [0.3, -0.2, 1.0]
@@ -229,8 +230,8 @@ def test_every_name_builds_from_a_module_with_the_o7_3_split(name: str) -> None:
     assert decay["no_decay"] == 0.0
     assert decay["decay"] == spec.weight_decay
     assert opt.defaults["lr"] == spec.lr
-    # CPU: the fused kernel where torch has one for the CPU (OPTIMIZERS[name].fused_on)
-    assert bool(opt.defaults.get("fused")) is ("cpu" in OPTIMIZERS[name].fused_on)
+    # CPU: the fused kernel where torch has one for the CPU (CATALOG[name].fused_on)
+    assert bool(opt.defaults.get("fused")) is ("cpu" in CATALOG[name].fused_on)
     model(torch.ones(2, 3)).sum().backward()
     opt.step()
 
@@ -253,7 +254,20 @@ def test_table_maps_spec_fields_to_constructor_arguments() -> None:
     assert type(l2) is torch.optim.Adam and not l2.defaults["decoupled_weight_decay"]
     assert l2.defaults["weight_decay"] == 0.2
     assert build_optimizer(p, {"name": "lion"}).defaults["weight_decouple"] is True
-    assert set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
+
+
+@pytest.mark.parametrize("name", list(CATALOG))
+def test_every_catalogue_row_builds_the_class_it_names(name: str) -> None:
+    # The row is data (an import path and a kwargs mapping): check it against the real class, so
+    # a typo in a path or a keyword the constructor does not take fails here, not in a job.
+    row = CATALOG[name]
+    cls = optimizer_class(name)
+    assert issubclass(cls, torch.optim.Optimizer)
+    assert f"{cls.__module__.split('.')[0]}" == row.class_path.split(".")[0].split(":")[0]
+    opt = build_optimizer([nn.Parameter(torch.ones(2, 2))], {"name": name})
+    assert type(opt) is cls
+    assert opt.defaults["lr"] == row.defaults["lr"]
+    assert opt.defaults["weight_decay"] == row.defaults["weight_decay"]
 
 
 def test_fused_is_chosen_from_the_device() -> None:
