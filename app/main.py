@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+import optim_core
 from app.api.routes import advice, health, jobs
 from app.core import problems, unavailable
 from app.core.config import Settings
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="optim-advisor",
-        version="0.1.0",
+        version=optim_core.__version__,
         description="Optimizer settings from a model spec, each value explained by a guideline "
                     "rule; LR range tests and short optimizer trials as background jobs.",
         lifespan=lifespan,

@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import Field
 
+from optim_core.bounds import MAX_LR
 from optim_core.errors import SpecError
 
 Schedule = Callable[[int], float]
@@ -62,7 +63,6 @@ __all__ = [
 
 # Upper bounds exist so a typo (1e9 steps, LR 1e3) is refused instead of silently producing a
 # schedule nobody meant; they are far beyond anything the guidelines recommend.
-MAX_LR = 10.0
 MAX_STEPS = 1_000_000_000
 MAX_SAMPLE_POINTS = 10_000
 # Published step schedules have a handful of decay points (Goyal: 3); 100 is generous and keeps a

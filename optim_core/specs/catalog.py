@@ -38,11 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["CATALOG", "MAX_LR", "OptimInfo", "names_where"]
-
-# The one upper bound on a learning rate, everywhere (specs, schedules, trials, advice): far
-# beyond anything the guidelines recommend, so a typo (lr=1e3) is refused, not trained with.
-MAX_LR = 10.0
+__all__ = ["CATALOG", "OptimInfo", "names_where"]
 
 # Adafactor's relative-step floor (the paper's ε2); the spec's ``eps`` is ε1.
 _ADAFACTOR_EPS2 = 1e-3

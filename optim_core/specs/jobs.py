@@ -10,6 +10,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from optim_core.bounds import MAX_LR
 from optim_core.specs.base import StrictSpec as _Spec
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.optimizer import OptimizerName, OptimizerSpec
@@ -40,7 +41,7 @@ class TrialsConfig(_Spec):
     default_optimizers: list[OptimizerName] = Field(
         default_factory=lambda: ["adamw", "sgd"], min_length=1, max_length=4,
         description="used without candidates, each with OptimizerSpec's defaults (W11)")
-    center_lr: float | None = Field(default=None, gt=0.0, le=10.0)
+    center_lr: float | None = Field(default=None, gt=0.0, le=MAX_LR)
     lr_factors: list[Annotated[float, Field(gt=0.0, le=1000.0)]] = Field(
         default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1, max_length=7)
     steps: int = Field(default=200, ge=2, le=5000)

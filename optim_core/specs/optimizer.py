@@ -18,7 +18,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from optim_core.specs.catalog import CATALOG, MAX_LR
+from optim_core.bounds import MAX_LR
+from optim_core.specs.catalog import CATALOG
 
 __all__ = ["OPTIMIZER_NAMES", "OptimizerName", "OptimizerSpec"]
 

@@ -50,6 +50,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from optim_core.bounds import MAX_LR
 from optim_core.errors import Cancelled, SpecError, TrainingError
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.numerics.suggest import UNUSABLE_FLAGS
@@ -66,7 +67,6 @@ StopFn = Callable[[], bool]
 ModelFactory = Callable[[], nn.Module]
 
 #: OptimizerSpec's upper bound on lr; a default LR above it is clipped (``TrialResult.clipped_lrs``).
-MAX_LR = 10.0
 #: a measured centre LR with lower confidence than this is refused (`TrainingError`).
 MIN_CENTER_CONFIDENCE = 0.05
 

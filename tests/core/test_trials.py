@@ -17,7 +17,8 @@ from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import TrialsConfig
 from optim_core.specs.range_test import ProgressEvent
 from optim_core.training.registry import build_data, build_model
-from optim_core.training.trials import MAX_LR, default_candidates, run_trials_on
+from optim_core.bounds import MAX_LR
+from optim_core.training.trials import default_candidates, run_trials_on
 
 SPEC = ExperimentSpec(model={"kind": "mlp", "hidden": [16]},
                       data={"kind": "classification", "n_samples": 320, "n_features": 8},
