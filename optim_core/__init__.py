@@ -46,7 +46,30 @@ _EXPORTS: dict[str, str] = {
     "ExperimentSpec": "optim_core.specs.experiment:ExperimentSpec",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [  # noqa: RUF022 (the version first, then the exports in order)
+    "__version__",
+    "AdviceRequest",
+    "AdviceResponse",
+    "ExperimentSpec",
+    "OptimizerSpec",
+    "RangeTestConfig",
+    "RangeTestResult",
+    "ScheduleLR",
+    "ScheduleSpec",
+    "Suggestions",
+    "TrialResult",
+    "TrialsConfig",
+    "TrialsResult",
+    "advise",
+    "build_optimizer",
+    "build_param_groups",
+    "lr_range_test",
+    "run_trials",
+    "suggest",
+]
+
+
+assert set(__all__[1:]) == set(_EXPORTS)  # one list for the linter, checked against the table
 
 
 def __getattr__(name: str) -> Any:

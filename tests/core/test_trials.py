@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from optim_core.bounds import MAX_LR
 from optim_core.errors import Cancelled, SpecError, TrainingError
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import TrialsConfig
 from optim_core.specs.range_test import ProgressEvent
 from optim_core.training.registry import build_data, build_model
-from optim_core.bounds import MAX_LR
 from optim_core.training.trials import default_candidates, run_trials_on
 
 SPEC = ExperimentSpec(model={"kind": "mlp", "hidden": [16]},
