@@ -112,6 +112,13 @@ def test_jobs_list_show_watch_cancel_and_trials(live_service: LiveService,
     with Client(live_service.url) as c:
         job = c.range_test(json.loads(spec.read_text()))
         wait_until(lambda: c.job(job).status == "running", 60, 0.2, "the job to run")
+    import httpx
+
+    running_plot = httpx.get(f"{live_service.url}/v1/jobs/{job.id}/plot.svg", timeout=10)
+    assert running_plot.status_code == 409 and "running" in running_plot.json()["detail"]
+    missing = httpx.get(f"{live_service.url}/v1/jobs/{'0' * 32}/plot.svg", timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
     listed = json.loads(cli(live_service, "jobs", "list", "--json").stdout)
     assert job.id in [j["id"] for j in listed["items"]]
     assert "to-cancel" in cli(live_service, "jobs", "list").stdout

@@ -17,26 +17,37 @@ router = APIRouter(include_in_schema=False)
 _CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
         "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
         "base-uri 'none'; frame-ancestors 'none'")
+# Swagger UI starts from an inline script, ReDoc runs a worker from a blob: URL; and ReDoc's
+# sidebar shows a logo from its vendor's CDN (no option turns it off): img-src 'self' keeps the
+# browser from asking for it (the logo's onError hides it).
+_DOCS_CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
+             "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline' blob:; "
+             "worker-src 'self' blob:; font-src 'self' data:; object-src 'none'; "
+             "base-uri 'none'")
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=request.app.openapi_url, title=f"{request.app.title} — API docs",
         swagger_js_url=f"{VENDOR_PREFIX}/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url=f"{VENDOR_PREFIX}/swagger-ui/swagger-ui.css",
         swagger_favicon_url=f"{VENDOR_PREFIX}/swagger-ui/favicon-32x32.png",
         # validatorUrl null: Swagger UI would otherwise send the spec to an online validator.
         swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": False})
+    page.headers["Content-Security-Policy"] = _DOCS_CSP
+    return page
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(
+    page = get_redoc_html(
         openapi_url=request.app.openapi_url, title=f"{request.app.title} — ReDoc",
         redoc_js_url=f"{VENDOR_PREFIX}/redoc/redoc.standalone.js",
         redoc_favicon_url=f"{VENDOR_PREFIX}/swagger-ui/favicon-32x32.png",
         with_google_fonts=False)
+    page.headers["Content-Security-Policy"] = _DOCS_CSP
+    return page
 
 
 @router.get("/ui")
