@@ -27,7 +27,7 @@ def test_today_envelope_and_target_flat_shape_read_the_same() -> None:
     a, b = read_result(today, "lr-range-test"), read_result(target, "range_test")
     assert isinstance(a, RangeTestView) and a == b
     assert a.val_lrs() == [LRS[0], LRS[10], LRS[20]]
-    assert [n for n, _ in a.suggestions.marks()][0] == "recommended"
+    assert next(n for n, _ in a.suggestions.marks()) == "recommended"
     assert read_result(None) is None
 
 
