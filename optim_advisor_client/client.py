@@ -136,6 +136,18 @@ def _settings(url: str | None, api_key: str | None) -> tuple[str, dict[str, str]
     return base, headers
 
 
+def _stream_headers(parser: SseParser) -> dict[str, str]:
+    """Resume after the last event seen (the server honours ``Last-Event-ID``)."""
+    headers = {"Accept": "text/event-stream"}
+    if parser.last_id:
+        headers["Last-Event-ID"] = parser.last_id
+    return headers
+
+
+def _is_final(ev: Event) -> bool:
+    return ev.event == "status" and ev.data.get("status") in TERMINAL | {"expired"}
+
+
 def _check_wait(view: JobView, raise_on_failure: bool) -> JobView:
     if raise_on_failure and view.status in ("failed", "cancelled"):
         raise JobFailed(view)
@@ -223,9 +235,7 @@ class Client:
         a dropped connection resumes from the last event id."""
         parser, tries = SseParser(), 0
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if parser.last_id:
-                headers["Last-Event-ID"] = parser.last_id
+            headers = _stream_headers(parser)
             try:
                 with self._http.stream("GET", f"/v1/jobs/{_id(job)}/events", headers=headers,
                                        timeout=httpx.Timeout(30.0, read=None)) as resp:
@@ -237,8 +247,7 @@ class Client:
                         if ev is None:
                             continue
                         yield ev
-                        if ev.event == "status" and ev.data.get("status") in \
-                                TERMINAL | {"expired"}:
+                        if _is_final(ev):
                             return
                 return
             except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
@@ -325,9 +334,7 @@ class AsyncClient:
     async def stream(self, job: JobRef, *, reconnects: int = 5) -> AsyncIterator[Event]:
         parser, tries = SseParser(), 0
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if parser.last_id:
-                headers["Last-Event-ID"] = parser.last_id
+            headers = _stream_headers(parser)
             try:
                 async with self._http.stream("GET", f"/v1/jobs/{_id(job)}/events",
                                              headers=headers,
@@ -340,8 +347,7 @@ class AsyncClient:
                         if ev is None:
                             continue
                         yield ev
-                        if ev.event == "status" and ev.data.get("status") in \
-                                TERMINAL | {"expired"}:
+                        if _is_final(ev):
                             return
                 return
             except (httpx.ReadError, httpx.RemoteProtocolError) as exc:

@@ -166,7 +166,7 @@ def test_advice_copy_snippet_rule_and_schedule(page, live_service: LiveService) 
     page.wait_for_selector("#job-status")
     assert "trials" in page.inner_text("main")
     trial = httpx.get(f"{live_service.url}/v1/jobs/{page.url.rsplit('/', 1)[1]}", timeout=10).json()
-    assert trial["request"]["config"]["candidates"][0]["label"] == "advice"
+    assert "advice" in [cand["label"] for cand in trial["request"]["config"]["candidates"]]
     page.click("#cancel")  # a 1000-step trial: not worth the worker's time in a test
     page.wait_for_selector("#job-status >> text=cancel", timeout=60_000)
     only_this_host(page, live_service)
@@ -205,3 +205,18 @@ def test_dark_mode_is_readable(page, live_service: LiveService) -> None:  # type
                      && !e.textContent.trim()).map(e => e.outerHTML)""")
     assert not unnamed, unnamed
     shot(page, "jobs-dark")
+
+
+def test_trials_page_overlays_candidates_and_names_the_winner(page, live_service: LiveService) -> None:  # type: ignore[no-untyped-def]
+    from tests.jobs_support import tiny_trials
+
+    body = {**tiny_trials(seed=22), "labels": {"name": "trio"}, "force": True}
+    job = httpx.post(f"{live_service.url}/v1/jobs/trials", json=body, timeout=30).json()
+    page.goto(f"/ui/jobs/{job['id']}")
+    page.wait_for_selector("#winner", timeout=120_000)
+    assert page.locator("#ranking tbody tr").count() == 3
+    assert page.locator("svg.chart path[data-series]").count() == 3
+    winner = page.inner_text("#winner")
+    assert page.locator(f"svg.chart path[data-series='★ {winner}']").count() == 1
+    assert page.inner_text("#ranking tbody tr >> nth=0").split("\t")[1] == winner
+    shot(page, "job-trials")
