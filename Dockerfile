@@ -48,12 +48,14 @@ FROM api-deps AS flower-deps
 RUN pip install "flower>=2.0,<3"
 
 # ---------------------------------------------------------------------------------------------
-# The project itself, built once as a wheel for both images (only the three packages go in).
+# The project itself, built once as a wheel for both images (only the four packages go in; the
+# dashboard and the docs' assets ship inside app/ui/static).
 FROM base AS project
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY workers ./workers
 COPY optim_core ./optim_core
+COPY optim_advisor_client ./optim_advisor_client
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 # ---------------------------------------------------------------------------------------------

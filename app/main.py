@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 import optim_core
-from app.api.routes import advice, health, jobs
+from app.api.routes import advice, health, jobs, plots, ui
 from app.core import problems, unavailable
 from app.core.config import Settings
 from app.core.logging import configure_logging
@@ -59,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Optimizer settings from a model spec, each value explained by a guideline "
                     "rule; LR range tests and short optimizer trials as background jobs.",
         lifespan=lifespan,
+        docs_url=None,  # served from shipped assets by app.api.routes.ui, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(advice.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
     app.include_router(jobs.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
+    app.include_router(plots.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
+    ui.install(app)
     return app
 
 

@@ -8,6 +8,9 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
+# The real service (uvicorn + a Celery worker) shared by the browser and CLI tests.
+pytest_plugins = ["tests.live_server"]
+
 # CI runs a fixed set of examples (a red build is then reproducible, never a lucky draw) and no
 # per-example deadline (a busy 2-core machine is slow, not wrong). Locally, examples vary.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)

@@ -80,11 +80,13 @@ def test_up_starts_api_and_worker_and_ctrl_c_stops_everything(tmp_path: pathlib.
         wait_until(lambda: proc.poll() is None and _status(f"http://127.0.0.1:{port}/readyz")
                    == 200, 150, 0.5, "scripts/up to be ready")
         assert _status(f"http://127.0.0.1:{port}/docs") == 200
+        assert _status(f"http://127.0.0.1:{port}/ui/") == 200
         assert _redis_answers(redis_port)
         children = _children(proc.pid)
         assert len(children) >= 3  # uvicorn, the worker's parent and its pool child
         text = (tmp_path / "up.log").read_text(errors="replace")
         assert f"http://127.0.0.1:{port}/docs" in text
+        assert f"http://127.0.0.1:{port}/ui/" in text  # the dashboard's URL beside the docs'
 
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the script

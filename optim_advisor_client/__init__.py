@@ -1,0 +1,34 @@
+"""Python client of optim-advisor (sync and async), and the ``optim-advisor`` CLI.
+
+    from optim_advisor_client import Client
+    with Client("http://127.0.0.1:8000") as c:
+        job = c.range_test({"experiment": {...}})
+        done = c.wait(job, timeout=600)
+        print(c.result(done).suggestions.recommended)
+
+Typed with the API's own models (``app.schemas.jobs``, ``optim_core.advice.models``); imports
+neither torch nor numpy.
+"""
+
+from app.schemas.job_results import (
+    CandidateView,
+    RangeTestView,
+    ResultView,
+    Suggestions,
+    TrialsView,
+    read_result,
+)
+from app.schemas.jobs import BatchResponse, JobPage, JobView
+from optim_advisor_client.client import AsyncClient, Client
+from optim_advisor_client.errors import (
+    ApiError,
+    ClientError,
+    ConnectError,
+    JobFailed,
+    WaitTimeout,
+)
+from optim_advisor_client.sse import Event
+
+__all__ = ["ApiError", "AsyncClient", "BatchResponse", "CandidateView", "Client", "ClientError",
+           "ConnectError", "Event", "JobFailed", "JobPage", "JobView", "RangeTestView",
+           "ResultView", "Suggestions", "TrialsView", "WaitTimeout", "read_result"]
