@@ -92,9 +92,16 @@ def release_accelerator_memory() -> None:
 
 
 def _entry_point(kind: str) -> Callable[..., dict[str, Any]]:
+    """The core's entry point for ``kind``, its plain data shaped into the typed result
+    (:mod:`workers.results`) that the job stores."""
     from optim_core.training import experiment  # torch: only ever imported inside a pool child
 
-    return experiment.run_range_test if kind == "range_test" else experiment.run_trials
+    run = experiment.run_range_test if kind == "range_test" else experiment.run_trials
+
+    def shaped(request: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return job_result(kind, run(request, **kwargs))
+
+    return shaped
 
 
 class JobTask(Task):
@@ -253,7 +260,7 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
     try:
         out = _entry_point(kind)(request, device=device, progress=report,
                                  should_stop=poller, max_params=settings.max_params)
-        status, fields = "succeeded", {"result": job_result(kind, out),
+        status, fields = "succeeded", {"result": out,
                                        "progress": _complete(last[0] if last else None)}
     except SoftTimeLimitExceeded as exc:
         limit = settings.job_soft_time_limit_s
