@@ -344,10 +344,14 @@ async def list_jobs(caller: CallerDep, service: JobServiceDep, settings: Setting
 async def _get_or_404(service: JobService, job_id: str, caller: Principal) -> dict[str, Any]:
     rec = await service.get(job_id) if _JOB_ID.fullmatch(job_id) else None
     if rec is None or (rec.get("tenant") or OPEN_TENANT) != caller.tenant:
-        # The id is in `instance` (the path) only: an answer of bounded size.
-        raise ProblemError(404, "Not found", "no such job (or it has expired)",
-                           type_="job-not-found")
+        raise _not_found()
     return rec
+
+
+def _not_found() -> ProblemError:
+    # The id is in `instance` (the path) only, once: an answer of bounded size.
+    return ProblemError(404, "Not found", "no such job (or it has expired)",
+                        type_="job-not-found")
 
 
 @router.get("/jobs/{job_id}", response_model=JobView, operation_id="get_job",
@@ -376,8 +380,7 @@ async def cancel_job(job_id: JobId, caller: CallerDep, service: JobServiceDep) -
     await _get_or_404(service, job_id, caller)
     outcome, rec = await service.cancel(job_id)
     if outcome == "missing" or rec is None:
-        raise ProblemError(404, "Not found", "no such job (or it has expired)",
-                           type_="job-not-found")
+        raise _not_found()
     if outcome in ("succeeded", "failed"):
         raise ProblemError(409, "Job already ended", f"the job already {outcome}; nothing to "
                            "cancel", type_="job-ended", job_status=outcome)
