@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import shutil
 import subprocess
 import sys
@@ -176,7 +177,9 @@ def test_two_tenants_cannot_see_each_others_jobs(server: str, keys: dict[str, st
 
 
 def test_keys_are_required_checked_and_never_stored(server: str, keys: dict[str, str],
-                                                    ns: Namespace) -> None:
+                                                    ns: Namespace,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     assert httpx.get(f"{server}/healthz", timeout=5).status_code == 200  # open
     none = httpx.get(f"{server}/v1/jobs", timeout=5)
     assert none.status_code == 401 and none.headers["www-authenticate"].startswith("Bearer")
@@ -185,7 +188,12 @@ def test_keys_are_required_checked_and_never_stored(server: str, keys: dict[str,
     assert httpx.get(f"{server}/metrics", headers=_auth(keys["a"]), timeout=5).status_code == 403
     assert httpx.get(f"{server}/metrics", headers=_auth(keys["admin"]),
                      timeout=5).status_code == 200
-    # No key, nor any part of its secret, is in Redis other than as its SHA-256.
+    # No key, nor any part of its secret, is in the logs of these requests ...
+    logged = "\n".join(str(vars(r)) for r in caplog.records)
+    assert "/v1/jobs" in logged  # the access log did record them
+    for key in keys.values():
+        assert key.split("_", 2)[2] not in logged
+    # ... nor in Redis other than as its SHA-256.
     client = redis.Redis.from_url(ns.redis_url, decode_responses=True)
     for key in keys.values():
         secret = key.split("_", 2)[2]
