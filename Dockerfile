@@ -65,6 +65,9 @@ RUN --mount=type=bind,from=project,source=/wheels,target=/wheels \
     pip install --no-deps /wheels/*.whl
 USER 10001:10001
 EXPOSE 8000
+# The address uvicorn binds, for the app's auth check: a non-loopback address needs API keys
+# (python -m app.keys create ...) or an explicit OPTIM_AUTH=open.
+ENV OPTIM_HOST=0.0.0.0
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--timeout-graceful-shutdown", "20"]

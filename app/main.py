@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,16 +10,55 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 import optim_core
-from app.api.routes import advice, health, jobs, plots, ui
-from app.core import problems, unavailable
+from app.api import responses
+from app.api.routes import advice, health, jobs, plots, rules, ui
+from app.auth.keys import AsyncKeyStore
+from app.auth.limits import Limiter
+from app.core import openapi, problems, unavailable
 from app.core.config import Settings
 from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics
 from app.core.middleware import RequestContextMiddleware
+from app.schemas.jobs import ProgressEventData, RangeTestJobRequest, StatusEventData
 from app.services.advice_cache import AdviceCache
 from app.services.jobs import JobService
 from app.services.publish import JobPublisher
+from optim_core.advice.models import AdviceRequest
 from workers.jobstore import AsyncJobStore
+
+log = logging.getLogger("app.main")
+
+TAGS = [
+    {"name": "advice", "description": "Optimizer settings from a model spec, each value "
+                                      "explained by the rules it came from"},
+    {"name": "jobs", "description": "LR range tests and short trials as background jobs"},
+    {"name": "rules", "description": "The rules the advice cites"},
+    {"name": "operations", "description": "Health, readiness and metrics"},
+]
+
+
+async def check_auth(settings: Settings, keys: AsyncKeyStore) -> None:
+    """Say how callers are checked; refuse to serve a non-loopback address with no keys to
+    check (unless ``OPTIM_AUTH=open`` says so on purpose)."""
+    if settings.effective_auth == "open":
+        if settings.host_is_loopback:
+            log.warning("auth: OPEN (no API keys needed): serving %s, a loopback address. Any "
+                        "other address requires keys (OPTIM_AUTH=keys).", settings.host)
+        else:
+            log.warning("auth: OPEN on %s, a non-loopback address, because OPTIM_AUTH=open: "
+                        "anyone who can reach it can read and cancel every job", settings.host)
+        return
+    try:
+        n = await keys.count()
+    except (OSError, ConnectionError, TimeoutError) as exc:  # Redis down: keys are still required
+        log.warning("auth: keys required; could not count them (%r)", exc)
+        return
+    if n == 0 and not settings.host_is_loopback:
+        raise RuntimeError(
+            f"refusing to serve {settings.host} without API keys: create one with "
+            "`python -m app.keys create --tenant NAME --role admin` (optim-advisor keys "
+            "create ...), or set OPTIM_AUTH=open to run open on purpose")
+    log.info("auth: API keys required (%d keys)", n)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -46,6 +86,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
                           index_max=settings.jobs_index_max_entries), publisher, settings)
+        app.state.api_keys = AsyncKeyStore(app.state.redis, settings.jobs_key_prefix)
+        app.state.limiter = Limiter(app.state.redis, settings.jobs_key_prefix,
+                                    rate_per_s=settings.rate_limit_per_s,
+                                    burst=settings.rate_limit_burst,
+                                    tenant_max_active=settings.tenant_max_active_jobs)
+        await check_auth(settings, app.state.api_keys)
         try:
             yield
         finally:
@@ -61,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served from shipped assets by app.api.routes.ui, not from a CDN
         redoc_url=None,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     app.state.http_metrics = HttpMetrics()
@@ -68,11 +115,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     unavailable.install(app, settings.retry_after_s)
     app.add_middleware(RequestContextMiddleware, header=settings.request_id_header,
                        metrics=app.state.http_metrics, max_body_bytes=settings.max_request_bytes)
+    common = responses.problems(400, 413)
     app.include_router(health.router)
-    app.include_router(advice.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
-    app.include_router(jobs.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
-    app.include_router(plots.router, prefix="/v1", responses=problems.COMMON_RESPONSES)
+    app.include_router(advice.router, prefix="/v1", responses=common)
+    app.include_router(jobs.router, prefix="/v1", responses=common)
+    app.include_router(plots.router, prefix="/v1", responses=common)
+    app.include_router(rules.router, prefix="/v1")
     ui.install(app)
+    openapi.install(app, [problems.Problem, StatusEventData, ProgressEventData,
+                          RangeTestJobRequest, AdviceRequest])
     return app
 
 

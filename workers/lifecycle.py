@@ -94,7 +94,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         client.delete(JobKeys(settings.jobs_key_prefix).draining(hostname))
     except redis.RedisError as exc:
         log.warning("could not clear a stale draining flag: %s", exc)
-    payload = {"hostname": hostname, "queues": queues, "pid": os.getpid()}
+    from workers.plugins import installed_plugins
+
+    payload = {"hostname": hostname, "queues": queues, "pid": os.getpid(),
+               "plugins": installed_plugins()}
     _stop.clear()
     _thread = threading.Thread(target=_heartbeat_loop, name="optim-heartbeat", daemon=True,
                                args=(client, hostname, payload, settings.worker_heartbeat_ttl_s))

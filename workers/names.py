@@ -7,8 +7,10 @@ from typing import Final, Literal
 RANGE_TEST_TASK: Final = "optim.jobs.range_test"
 TRIALS_TASK: Final = "optim.jobs.trials"
 
-JobKind = Literal["lr-range-test", "trials"]
-TASK_BY_KIND: Final[dict[str, str]] = {"lr-range-test": RANGE_TEST_TASK, "trials": TRIALS_TASK}
+# One name per job kind everywhere in JSON: records, ?kind=, result.kind, metrics labels.
+JobKind = Literal["range_test", "trials"]
+JOB_KINDS: Final = ("range_test", "trials")
+TASK_BY_KIND: Final[dict[str, str]] = {"range_test": RANGE_TEST_TASK, "trials": TRIALS_TASK}
 
 CPU_QUEUE: Final = "cpu"
 GPU_QUEUE: Final = "gpu"
@@ -20,4 +22,4 @@ ACTIVE_STATUSES: Final = frozenset({"queued", "running"})
 ALL_STATUSES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
 
 # Bump when the shape of a stored job result changes: it is part of every job's cache key.
-RESULT_SCHEMA_VERSION: Final = "1"
+RESULT_SCHEMA_VERSION: Final = "2"  # 2: typed, flat results (optim_core.specs.results)

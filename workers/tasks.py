@@ -21,6 +21,7 @@ from workers import logs, names
 from workers.celery_app import app
 from workers.jobstore import JobStore
 from workers.problems import from_exception, problem
+from workers.results import job_result
 from workers.runtime import settings
 
 log = logging.getLogger("workers.tasks")
@@ -76,6 +77,14 @@ def _report(store: JobStore, job_id: str, event: Any) -> None:
         log.warning("progress not recorded: %s", exc)
 
 
+def _complete(event: Any) -> dict[str, Any]:
+    """The progress of a job that succeeded: complete (a run that stopped early, e.g. at
+    divergence, has still done all its work), with the last LR and loss it reported."""
+    total = int(getattr(event, "total", 0) or 0)
+    return {"step": total, "total": total, "lr": getattr(event, "lr", None),
+            "loss": getattr(event, "loss", None)}
+
+
 def release_accelerator_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -83,9 +92,16 @@ def release_accelerator_memory() -> None:
 
 
 def _entry_point(kind: str) -> Callable[..., dict[str, Any]]:
+    """The core's entry point for ``kind``, its plain data shaped into the typed result
+    (:mod:`workers.results`) that the job stores."""
     from optim_core.training import experiment  # torch: only ever imported inside a pool child
 
-    return experiment.run_range_test if kind == "lr-range-test" else experiment.run_trials
+    run = experiment.run_range_test if kind == "range_test" else experiment.run_trials
+
+    def shaped(request: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return job_result(kind, run(request, **kwargs))
+
+    return shaped
 
 
 class JobTask(Task):
@@ -98,9 +114,9 @@ class JobTask(Task):
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any,
                    einfo: ExceptionInfo | None) -> None:
         if isinstance(exc, TimeLimitExceeded):
-            doc = problem(504, "time-limit", "Job exceeded the hard time limit",
-                          f"The job was stopped after {settings.job_hard_time_limit_s} s "
-                          "(hard limit).", limit_s=settings.job_hard_time_limit_s)
+            doc = from_exception(exc, f"The job was stopped after "
+                                 f"{settings.job_hard_time_limit_s} s (hard limit).",
+                                 limit_s=settings.job_hard_time_limit_s)
         else:
             doc = from_exception(exc)
         try:
@@ -235,16 +251,21 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
     status, fields = "failed", {}
     poller = CancelPoller(store, job_id, settings.job_cancel_poll_s, hostname=worker,
                           generation=generation)
+    last: list[Any] = []
+
+    def report(event: Any) -> None:
+        last[:] = [event]
+        _report(store, job_id, event)
+
     try:
-        result = _entry_point(kind)(request, device=device,
-                                    progress=lambda ev: _report(store, job_id, ev),
-                                    should_stop=poller, max_params=settings.max_params)
-        status, fields = "succeeded", {"result": result}
-    except SoftTimeLimitExceeded:
+        out = _entry_point(kind)(request, device=device, progress=report,
+                                 should_stop=poller, max_params=settings.max_params)
+        status, fields = "succeeded", {"result": out,
+                                       "progress": _complete(last[0] if last else None)}
+    except SoftTimeLimitExceeded as exc:
         limit = settings.job_soft_time_limit_s
-        fields = {"problem": problem(504, "time-limit", "Job exceeded its time limit",
-                                     f"The job was stopped after {limit} s (soft limit).",
-                                     limit_s=limit)}
+        fields = {"problem": from_exception(
+            exc, f"The job was stopped after {limit} s (soft limit).", limit_s=limit)}
     except Exception as exc:
         from optim_core.errors import Cancelled, OptimCoreError
 
@@ -274,7 +295,7 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
 @app.task(name=names.RANGE_TEST_TASK, bind=True, base=JobTask)
 def range_test(self: Task, job_id: str, request: dict[str, Any], device: str = "auto",
                request_id: str | None = None, generation: int = 0) -> dict[str, Any]:
-    return run_job(self, job_id, "lr-range-test", request, device, request_id, generation)
+    return run_job(self, job_id, "range_test", request, device, request_id, generation)
 
 
 @app.task(name=names.TRIALS_TASK, bind=True, base=JobTask)

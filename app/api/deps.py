@@ -1,4 +1,10 @@
-"""FastAPI dependencies: settings and Redis clients come from ``app.state``, set by create_app."""
+"""Every FastAPI dependency, as ``Annotated`` aliases. What they hand out comes from
+``app.state``, set by ``create_app`` (settings passed in, clients made in its lifespan).
+
+``CallerDep`` is the caller: in ``keys`` mode a valid ``Authorization: Bearer <key>`` (401
+otherwise), charged one token of its key's bucket (429 when empty); when the service runs open,
+everyone is the ``local`` tenant with the admin role. ``AdminDep`` also needs the admin role (403).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,17 @@ from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.auth.keys import OPEN_TENANT, AsyncKeyStore, Principal
+from app.auth.limits import Limiter
 from app.core.config import Settings
+from app.core.problems import ProblemError
+from app.services.advice_cache import AdviceCache
+from app.services.jobs import JobService
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oak_…`. "
+                     "Not needed when the service runs open (scripts/up on 127.0.0.1).")
 
 
 def get_settings(request: Request) -> Settings:
@@ -19,5 +34,67 @@ def get_redis(request: Request) -> aioredis.Redis:
     return request.app.state.redis
 
 
+def get_job_service(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+def get_advice_cache(request: Request) -> AdviceCache:
+    """The app's advice cache, created with the Redis clients in the lifespan."""
+    return request.app.state.advice_cache
+
+
+def get_limiter(request: Request) -> Limiter:
+    return request.app.state.limiter
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]
+CacheDep = Annotated[AdviceCache, Depends(get_advice_cache)]
+LimiterDep = Annotated[Limiter, Depends(get_limiter)]
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, "Unauthorized", detail, type_="unauthorized",
+                        headers={"WWW-Authenticate": 'Bearer realm="optim-advisor"'})
+
+
+async def _charge(limiter: Limiter, who: str) -> None:
+    state = await limiter.take(who)
+    if not state.allowed:
+        raise ProblemError(429, "Too many requests",
+                           f"rate limit: {limiter.burst} requests, refilled at {limiter.rate:g} "
+                           f"per second; retry in {state.retry_after_s} s",
+                           type_="rate-limited", headers=state.headers(),
+                           limit=limiter.burst, rate_per_s=limiter.rate)
+
+
+async def get_caller(request: Request, settings: SettingsDep, limiter: LimiterDep,
+                     credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                            Depends(_bearer)] = None) -> Principal:
+    if settings.effective_auth == "open":
+        if settings.limits_when_open:
+            await _charge(limiter, f"addr:{request.client.host if request.client else '?'}")
+        return Principal(tenant=OPEN_TENANT, role="admin")
+    if credentials is None:
+        raise _unauthorized("an API key is required: send Authorization: Bearer <key> "
+                            "(create one with `optim-advisor keys create --tenant NAME`)")
+    keys: AsyncKeyStore = request.app.state.api_keys
+    principal = await keys.principal(credentials.credentials)
+    if principal is None:
+        raise _unauthorized("the API key is not valid (unknown, revoked or malformed)")
+    await _charge(limiter, f"key:{principal.key_id}")
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(get_caller)]
+
+
+def require_admin(caller: CallerDep) -> Principal:
+    if not caller.is_admin:
+        raise ProblemError(403, "Forbidden", "this route needs an API key with the admin role",
+                           type_="forbidden")
+    return caller
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -6,6 +6,9 @@ nothing imports a global settings object.
 
 from __future__ import annotations
 
+import ipaddress
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -28,7 +31,8 @@ class Settings(WorkerSettings):
 
     # --- Advice ------------------------------------------------------------------------------
     advice_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
-    advice_batch_max_items: int = Field(default=100, ge=1)
+    advice_batch_max_items: int = Field(default=100, ge=1, le=100,
+                                        description="at most 100: the schema's maximum")
     # The cache is an optimisation: a slow or dead cache Redis must not slow advice down.
     advice_cache_timeout_s: float = Field(default=0.2, gt=0, le=10)
     advice_cache_retry_after_s: float = Field(
@@ -36,8 +40,10 @@ class Settings(WorkerSettings):
 
     # --- Jobs (the shared ones are in workers.settings.WorkerSettings) ---------------------
     job_publish_timeout_s: float = Field(default=5.0, gt=0)
-    jobs_batch_max_items: int = Field(default=50, ge=1)
-    jobs_list_max_limit: int = Field(default=100, ge=1)
+    jobs_batch_max_items: int = Field(default=50, ge=1, le=50,
+                                      description="at most 50: the schema's maximum")
+    jobs_list_max_limit: int = Field(default=100, ge=1, le=100,
+                                     description="at most 100: the schema's maximum")
     jobs_index_max_entries: int = Field(
         default=100_000, ge=100, description="the job list's index keeps the newest this many "
                                              "jobs (trimmed on submit)")
@@ -52,10 +58,42 @@ class Settings(WorkerSettings):
     max_memory_mb: int = Field(default=8192, ge=1)
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
+    # --- Callers: API keys, tenants, limits (app.auth) ------------------------------------
+    host: str = Field(default="127.0.0.1", description="the address uvicorn binds (OPTIM_HOST, "
+                                                        "as scripts/up passes it)")
+    auth: Literal["auto", "keys", "open"] = Field(
+        default="auto", description="auto: open (no keys) when host is a loopback address, "
+                                    "else keys; keys: Authorization: Bearer <key> on /v1 and "
+                                    "/metrics; open: no keys anywhere (explicit choice)")
+    rate_limit_per_s: float = Field(default=10.0, gt=0, le=1e6,
+                                    description="per API key: tokens refilled per second")
+    rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000,
+                                  description="per API key: bucket size")
+    tenant_max_active_jobs: int = Field(default=200, ge=1,
+                                        description="per tenant: queued + running jobs")
+    limits_when_open: bool = Field(
+        default=False, description="apply the rate limit and the tenant cap when running open "
+                                   "too (one bucket per client address)")
+
     # --- HTTP --------------------------------------------------------------------------------
     request_id_header: str = "X-Request-ID"
     log_format: str = Field(default="json", description="json or text")
     log_level: str = "INFO"
+
+    @property
+    def host_is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def effective_auth(self) -> Literal["keys", "open"]:
+        if self.auth == "auto":
+            return "open" if self.host_is_loopback else "keys"
+        return self.auth
 
     @property
     def effective_cache_redis_url(self) -> str:

@@ -4,7 +4,6 @@ errors (answered here, so that it carries the request id too)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -17,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.core import paths
 from app.core.logging import request_id_var
 from app.core.metrics import HttpMetrics
-from app.core.problems import PROBLEM_JSON, internal_error
+from app.core.problems import PROBLEM_JSON, ProblemError, internal_error, render
 
 log = logging.getLogger("app.access")
 error_log = logging.getLogger("app.problems")
@@ -60,11 +59,10 @@ class BodyTooLarge(StarletteHTTPException):
         self.limit_bytes = limit_bytes
 
 
-def _problem_413(limit: int, path: str) -> bytes:
-    return json.dumps({"type": "https://optim-advisor.dev/problems/content-too-large",
-                       "title": "Content too large",
-                       "status": 413, "detail": f"request body: over the limit of {limit} bytes",
-                       "instance": path, "limit_bytes": limit}).encode()
+def _problem_413(limit: int, path: str, rid: str) -> bytes:
+    return render(ProblemError(413, "Content too large",
+                               f"request body: over the limit of {limit} bytes",
+                               type_="content-too-large", limit_bytes=limit).to_dict(path, rid))
 
 
 class RequestContextMiddleware:
@@ -133,15 +131,14 @@ class RequestContextMiddleware:
             error_log.exception("unhandled error on %s %s", scope.get("method", "?"), path)
             if started:
                 raise  # the status line is out: only the server can end the response (abort)
-            await self._send_problem(send, rid, 500, json.dumps(
-                internal_error(rid).to_dict(path)).encode())
+            await self._send_problem(send, rid, 500, render(internal_error().to_dict(path, rid)))
             status = 500
         finally:
             self._done(scope, status, t0)
             request_id_var.reset(token)
 
     async def _send_413(self, send: Send, rid: str, path: str) -> None:
-        await self._send_problem(send, rid, 413, _problem_413(self.max_body, path))
+        await self._send_problem(send, rid, 413, _problem_413(self.max_body, path, rid))
 
     async def _send_problem(self, send: Send, rid: str, status: int, body: bytes) -> None:
         await send({"type": "http.response.start", "status": status, "headers": [

@@ -1,38 +1,81 @@
-"""RFC 9457 problem details for every 4xx/5xx answer.
+"""RFC 9457 problem details for every 4xx/5xx answer, declared in the OpenAPI document.
 
-Each problem has ``type``, ``title``, ``status``, ``detail`` and, for validation failures, an
-``errors`` list whose items name the ``field`` (dotted path), the ``message``, the rejected
-``value`` where it is safe to echo, and the ``allowed`` range where pydantic knows it.
+Each problem has ``type``, ``title``, ``status``, ``detail``, ``instance``, ``request_id`` and, for
+validation failures, an ``errors`` list whose items name the ``field`` (one style everywhere:
+``body.experiment.model.hidden``, ``query.limit``, ``header.last-event-id``), the ``message``, the
+rejected ``value`` (made safe and truncated) and the ``allowed`` range where it is known.
+
+Which exception answers with which status and type is decided in one table,
+:data:`workers.problems.TABLE` (shared with the worker's failure records); rendering can never
+fail (:func:`problem_response` falls back to a sanitised copy of the document).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from workers.problems import (
+    PROBLEM_BASE,
+    kind_of,
+    safe_document,
+    safe_text,
+    safe_value,
+    spec_error_item,
+    type_url,
+)
+
+__all__ = ["PROBLEM_BASE", "PROBLEM_JSON", "Problem", "ProblemError", "ProblemItem",
+           "field_problem", "install", "internal_error", "problem_for", "problem_response",
+           "validation_problem"]
+
 PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://optim-advisor.dev/problems/"
 
 log = logging.getLogger("app.problems")
 
 # FastAPI raises HTTPException(400) with this detail for a body it cannot decode.
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
-_PROBLEM_CONTENT = {"content": {PROBLEM_JSON: {}}}
-#: Answers every route may give, for the OpenAPI document (the routes add their own).
-COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {**_PROBLEM_CONTENT, "description": "Malformed request body (problem+json)"},
-    413: {**_PROBLEM_CONTENT, "description": "Request body too large (problem+json)"},
-    500: {**_PROBLEM_CONTENT, "description": "Internal error (problem+json)"},
-}
+Scalar = str | int | float | bool | None
 
-# pydantic constraint names -> a readable relation, used for the "allowed" text.
-_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+class ProblemItem(BaseModel):
+    """One thing wrong with the request."""
+
+    field: str = Field(description="where: `body.experiment.model.hidden`, `query.limit`, "
+                                   "`header.last-event-id` (list items as `[i]`)",
+                       examples=["body.experiment.batch_size"])
+    message: str
+    allowed: str | None = Field(default=None, description="the allowed range or values")
+    value: Scalar = Field(default=None, description="the rejected value (scalars only, "
+                                                    "truncated to 200 characters)")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``). Extension members (for
+    example ``limit_bytes``, ``job_status``) may follow."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "type": PROBLEM_BASE + "validation-error", "title": "Request validation failed",
+        "status": 422, "detail": "body.batch_size: Input should be greater than or equal to 1",
+        "instance": "/v1/advice", "request_id": "5f0c0e0d3c7e4a8f",
+        "errors": [{"field": "body.batch_size", "message": "Input should be greater than or "
+                    "equal to 1", "allowed": ">= 1", "value": 0}]}]})
+
+    type: str = Field(description=f"a URL under {PROBLEM_BASE} naming the kind of problem")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    instance: str | None = Field(default=None, description="the request path")
+    request_id: str | None = Field(default=None, description="quote it to find the log lines")
+    errors: list[ProblemItem] | None = None
 
 
 class ProblemError(Exception):
@@ -44,37 +87,68 @@ class ProblemError(Exception):
         self.status = status
         self.title = title
         self.detail = detail
-        self.type = type_ if type_ == "about:blank" or "://" in type_ else PROBLEM_BASE + type_
+        self.type = type_url(type_)
         self.headers = headers or {}
         self.extensions = extensions
 
-    def to_dict(self, instance: str | None = None) -> dict[str, Any]:
+    def to_dict(self, instance: str | None = None, request_id: str | None = None
+                ) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status,
                                "detail": self.detail}
         if instance:
-            doc["instance"] = instance
+            doc["instance"] = safe_text(instance)
+        if request_id:
+            doc["request_id"] = request_id
         doc.update(self.extensions)
         return doc
 
 
+def render(doc: dict[str, Any]) -> bytes:
+    """Strict JSON bytes of a problem document; a value that cannot be rendered (NaN, a lone
+    surrogate, an object) is replaced rather than turning the answer into a 500."""
+    try:
+        return json.dumps(doc, ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return json.dumps(safe_document(doc), ensure_ascii=False, allow_nan=False,
+                          separators=(",", ":")).encode("utf-8")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return render(content)
+
+
 def problem_response(problem: ProblemError, request: Request | None = None) -> JSONResponse:
     instance = str(request.url.path) if request is not None else None
-    return JSONResponse(problem.to_dict(instance), status_code=problem.status,
-                        media_type=PROBLEM_JSON, headers=problem.headers)
+    rid = getattr(request.state, "request_id", None) if request is not None else None
+    return ProblemResponse(problem.to_dict(instance, rid), status_code=problem.status,
+                           headers=problem.headers)
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+# pydantic constraint names -> a readable relation, used for the "allowed" text.
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "items", 3, "experiment")`` -> ``body.items[3].experiment``. Header names are
+    lower-cased (HTTP header names are case-insensitive)."""
     parts: list[str] = []
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
         else:
-            parts.append(("." if parts else "") + str(p))
-    return "".join(parts)
+            parts.append(("." if parts else "") + safe_text(str(p), 100))
+    path = "".join(parts)
+    return path.lower() if loc and loc[0] == "header" else path
 
 
 def _allowed(err: dict[str, Any]) -> str | None:
     ctx = err.get("ctx") or {}
+    if "allowed" in ctx:
+        return str(ctx["allowed"])
     bounds = [f"{_BOUNDS[k]} {ctx[k]}" for k in ("ge", "gt", "le", "lt") if k in ctx]
     if bounds:
         return " and ".join(bounds)
@@ -83,6 +157,8 @@ def _allowed(err: dict[str, Any]) -> str | None:
     for key in ("min_length", "max_length"):
         if key in ctx:
             return f"{key.replace('_', ' ')} {ctx[key]}"
+    if "pattern" in ctx:
+        return f"matches {ctx['pattern']}"
     if err.get("type") == "extra_forbidden":
         return "no such field"
     if err.get("type") == "missing":
@@ -90,40 +166,70 @@ def _allowed(err: dict[str, Any]) -> str | None:
     return None
 
 
-def _safe_value(value: Any) -> Any:
-    if isinstance(value, (int, float, bool, str)) or value is None:
-        return value if not isinstance(value, str) or len(value) <= 200 else value[:200] + "…"
-    return None
-
-
 def validation_errors(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]]:
     """Turn pydantic errors into the ``errors`` member of a problem document."""
     out: list[dict[str, Any]] = []
     for err in errors:
-        item: dict[str, Any] = {"field": _field_path(err.get("loc", ())),
-                                "message": err.get("msg", "invalid")}
+        item: dict[str, Any] = {"field": field_path(err.get("loc", ())),
+                                "message": safe_text(str(err.get("msg", "invalid")), 1000)}
         allowed = _allowed(err)
         if allowed:
-            item["allowed"] = allowed
+            item["allowed"] = safe_text(allowed, 1000)
         if err.get("type") != "missing":
-            v = _safe_value(err.get("input"))
+            v = safe_value(err.get("input"))
             if v is not None:
                 item["value"] = v
         out.append(item)
     return out
 
 
+def _summary(items: list[dict[str, Any]]) -> str:
+    first = items[0] if items else {"field": "?", "message": "invalid"}
+    detail = f"{first['field']}: {first['message']}"
+    if first.get("allowed"):
+        detail += f" (allowed: {first['allowed']})"
+    if len(items) > 1:
+        detail += f"; and {len(items) - 1} more"
+    return detail
+
+
 def validation_problem(errors: list[dict[str, Any]], detail: str | None = None) -> ProblemError:
+    """pydantic-style errors (``loc``, ``msg``, ``type``, ``ctx``, ``input``) -> one 422."""
     items = validation_errors(errors)
-    if detail is None:
-        first = items[0] if items else {"field": "?", "message": "invalid"}
-        detail = f"{first['field']}: {first['message']}"
-        if first.get("allowed"):
-            detail += f" (allowed: {first['allowed']})"
-        if len(items) > 1:
-            detail += f"; and {len(items) - 1} more"
-    return ProblemError(422, "Request validation failed", detail, type_="validation-error",
-                        errors=items)
+    return ProblemError(422, "Request validation failed", detail or _summary(items),
+                        type_="validation-error", errors=items)
+
+
+def items_problem(items: list[dict[str, Any]], *, title: str = "Request validation failed",
+                  type_: str = "validation-error", status: int = 422,
+                  headers: dict[str, str] | None = None) -> ProblemError:
+    """A problem from ready ``errors`` items (``field``, ``message``, ``allowed``, ``value``)."""
+    safe = [{k: (safe_value(v) if k == "value" else v) for k, v in it.items()} for it in items]
+    return ProblemError(status, title, _summary(safe), type_=type_, headers=headers, errors=safe)
+
+
+def field_problem(field: str, message: str, *, allowed: str | None = None, value: Any = None,
+                  title: str = "Request validation failed", type_: str = "validation-error",
+                  status: int = 422, headers: dict[str, str] | None = None) -> ProblemError:
+    """The one helper for a 422 (or 429) about one named field, for checks pydantic cannot
+    make (a cursor, a configured limit)."""
+    item: dict[str, Any] = {"field": field, "message": message}
+    if allowed is not None:
+        item["allowed"] = allowed
+    if value is not None:
+        item["value"] = value
+    return items_problem([item], title=title, type_=type_, status=status, headers=headers)
+
+
+def problem_for(exc: BaseException, **extensions: Any) -> ProblemError:
+    """The route-side translation of an exception, as :data:`workers.problems.TABLE` says."""
+    from optim_core.errors import SpecError
+
+    kind = kind_of(exc)
+    if isinstance(exc, SpecError):
+        extensions.setdefault("errors", [spec_error_item(exc)])
+    return ProblemError(kind.status, kind.title, safe_text(str(exc) or kind.title, 2000),
+                        type_=kind.type, **extensions)
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -132,6 +238,13 @@ def _allowed_methods(request: Request) -> list[str]:
 
     found = match(request.app, request.url.path)
     return sorted(found.methods) if found else []
+
+
+_HTTP_TITLES = {401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+                405: "Method not allowed", 406: "Not acceptable", 413: "Content too large",
+                415: "Unsupported media type"}
+_HTTP_TYPES = {401: "unauthorized", 403: "forbidden", 404: "not-found",
+               405: "method-not-allowed", 413: "content-too-large"}
 
 
 def install(app: FastAPI) -> None:
@@ -158,19 +271,16 @@ def install(app: FastAPI) -> None:
                 400, "Malformed request body",
                 "The body could not be read as JSON: send UTF-8 encoded JSON with "
                 "Content-Type: application/json.", type_="malformed-body"), request)
-        titles = {404: "Not found", 405: "Method not allowed", 406: "Not acceptable",
-                  413: "Content too large", 415: "Unsupported media type"}
         limit = getattr(exc, "limit_bytes", None)  # app.core.middleware.BodyTooLarge
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names only the methods of the first route whose path matched; a path
             # served by several routes (GET and DELETE /v1/jobs/{id}) allows all of theirs.
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        problem = ProblemError(exc.status_code, titles.get(exc.status_code, "HTTP error"),
-                               str(exc.detail), headers=headers,
+        problem = ProblemError(exc.status_code, _HTTP_TITLES.get(exc.status_code, "HTTP error"),
+                               safe_text(str(exc.detail), 500), headers=headers,
+                               type_=_HTTP_TYPES.get(exc.status_code, "about:blank"),
                                **({"limit_bytes": limit} if limit is not None else {}))
-        if exc.status_code == 413:
-            problem.type = PROBLEM_BASE + "content-too-large"
         return problem_response(problem, request)
 
     # A last resort: app.core.middleware.RequestContextMiddleware answers unhandled errors itself,

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from app.core.problems import ProblemError, problem_response
 from app.services.publish import ServiceUnavailable
+from workers.problems import UNAVAILABLE, kind_of
 
 log = logging.getLogger("app.unavailable")
 
@@ -22,14 +23,13 @@ log = logging.getLogger("app.unavailable")
 def install(app: FastAPI, retry_after_s: int) -> None:
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable", extra={"error": repr(exc)[:300]})
-        problem = ProblemError(503, "Service unavailable",
+        kind = kind_of(redis_errors.ConnectionError())  # the table's 503
+        problem = ProblemError(kind.status, kind.title,
                                "The job store or broker is not answering; try again shortly.",
-                               type_="service-unavailable",
-                               headers={"Retry-After": str(retry_after_s)})
+                               type_=kind.type, headers={"Retry-After": str(retry_after_s)})
         return problem_response(problem, request)
 
-    for exc_type in (ServiceUnavailable, redis_errors.ConnectionError, redis_errors.TimeoutError,
-                     redis_errors.BusyLoadingError, ConnectionError, TimeoutError):
+    for exc_type in (ServiceUnavailable, *UNAVAILABLE):
         app.add_exception_handler(exc_type, _unavailable)
 
     async def _response_error(request: Request, exc: Exception) -> JSONResponse:

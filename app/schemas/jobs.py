@@ -1,17 +1,32 @@
-"""Request and response bodies of the job API (torch-free; the specs come from optim_core)."""
+"""Request and response bodies of the job API (torch-free; the specs and the typed results come
+from optim_core)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from app.core.problems import Problem
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.results import JobResult
 
 Device = Literal["auto", "cuda", "cpu"]
+JobKindName = Literal["range_test", "trials"]
+JobStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Label = Annotated[str, Field(max_length=200)]
 # Label keys are identifiers a dashboard can filter and show: no control characters, no blanks.
-LabelKey = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+LABEL_KEY_PATTERN = r"^[A-Za-z0-9_.:/-]+$"
+LabelKey = Annotated[str, Field(min_length=1, max_length=64, pattern=LABEL_KEY_PATTERN)]
+
+#: The most items one batch request may carry (the schema says so; settings may only lower it).
+JOBS_BATCH_MAX = 50
+#: The most jobs one list page may hold.
+JOBS_PAGE_MAX = 100
+#: ``?cursor=``: an opaque ``next_cursor`` from a previous page (URL-safe base64, no padding).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+#: SSE event ids are Redis stream ids (``<ms>-<seq>``): ``Last-Event-ID`` resumes after one.
+EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
 # Fields of a job request that are not part of the experiment's spec (nor of its cache key).
 OPTION_FIELDS = frozenset({"device", "force", "priority", "labels"})
@@ -21,15 +36,16 @@ _DEVICE = Field(default="auto", description="auto: the gpu queue when a live wor
 _FORCE = Field(default=False, description="run again even if an identical job succeeded")
 _PRIORITY = Field(default=None, ge=0, le=9, description="0..9, higher runs first (default 4)")
 _LABELS = Field(default_factory=dict, max_length=16,
-                description="free-form labels stored with the job (not part of its cache key)")
+                description="free-form labels stored with the job (not part of its cache key); "
+                            "filter the job list with ?label=key:value")
 
 
 class RangeTestJobRequest(RangeTestJobSpec):
     """An LR range test: the experiment, the test's settings, and how to run the job."""
 
     device: Device = _DEVICE
-    force: bool = _FORCE
-    priority: int | None = _PRIORITY
+    force: StrictBool = _FORCE
+    priority: StrictInt | None = _PRIORITY
     labels: dict[LabelKey, Label] = _LABELS
 
 
@@ -37,20 +53,24 @@ class TrialsJobRequest(TrialsJobSpec):
     """Short optimizer trials: the experiment, the trials' settings, and how to run the job."""
 
     device: Device = _DEVICE
-    force: bool = _FORCE
-    priority: int | None = _PRIORITY
+    force: StrictBool = _FORCE
+    priority: StrictInt | None = _PRIORITY
     labels: dict[LabelKey, Label] = _LABELS
 
 
 class RangeTestBatchRequest(BaseModel):
-    """Many range tests at once; each item is validated on its own (failures reported per item)."""
+    """Many range tests at once; each item is validated on its own (failures reported per item,
+    in its slot)."""
 
     model_config = ConfigDict(extra="forbid")
-    items: list[dict[str, Any]] = Field(min_length=1, description="RangeTestJobRequest bodies")
+    items: list[dict[str, Any]] = Field(
+        min_length=1, max_length=JOBS_BATCH_MAX,
+        description=f"RangeTestJobRequest bodies (at most {JOBS_BATCH_MAX})",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/RangeTestJobRequest"}})
 
 
 class Progress(BaseModel):
-    step: int
+    step: int = Field(description="steps done; equals total once the job succeeded")
     total: int
     lr: float | None = None
     loss: float | None = None
@@ -64,9 +84,9 @@ class JobLinks(BaseModel):
 
 
 class JobView(BaseModel):
-    id: str
-    kind: Literal["lr-range-test", "trials"]
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    kind: JobKindName
+    status: JobStatusName
     queue: str | None = None
     device: Device | None = None
     priority: int | None = None
@@ -83,9 +103,12 @@ class JobView(BaseModel):
                                                    "worker was lost (a new message each time)")
     cancel_requested: bool = False
     progress: Progress | None = None
-    result: dict[str, Any] | None = Field(default=None, description="present when succeeded")
-    problem: dict[str, Any] | None = Field(default=None, description="present when failed")
-    request: dict[str, Any] | None = Field(default=None, description="the normalised spec")
+    result: JobResult | None = Field(default=None, description="present when succeeded; its "
+                                                               "`kind` is the job's kind")
+    problem: Problem | None = Field(default=None, description="present when failed")
+    request: dict[str, Any] | None = Field(
+        default=None, description="the normalised spec (RangeTestJobSpec or TrialsJobSpec, "
+                                  "defaults filled in); stored once, here")
     cached: bool = Field(default=False, description="an earlier identical job's stored result")
     deduplicated: bool = Field(default=False,
                                description="joined an identical job that was queued or running")
@@ -97,14 +120,56 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(default=None, description="pass as ?cursor= for the next page")
 
 
-class BatchItem(BaseModel):
-    index: int
-    status: int = Field(description="202 queued (or joined), 200 cached, 4xx/5xx refused")
-    job: JobView | None = None
-    problem: dict[str, Any] | None = None
+T = TypeVar("T")
 
 
-class BatchResponse(BaseModel):
-    accepted: int
-    rejected: int
-    items: list[BatchItem]
+class BatchItem(BaseModel, Generic[T]):
+    """One item of a batch, in its slot: its HTTP status, and either ``result`` or ``problem``."""
+
+    index: int = Field(ge=0)
+    status: int = Field(description="the status this item alone would have had")
+    result: T | None = None
+    problem: Problem | None = None
+
+
+class BatchResult(BaseModel, Generic[T]):
+    """The one shape of every batch answer."""
+
+    succeeded: int = Field(ge=0, description="items answered with a result")
+    failed: int = Field(ge=0, description="items answered with a problem")
+    items: list[BatchItem[T]]
+
+
+JobBatchResult = BatchResult[JobView]
+
+
+# --- Server-sent events (GET /v1/jobs/{id}/events) -------------------------------------------
+class StatusEventData(BaseModel):
+    """``event: status``. The stream's last event is a status event whose ``status`` is
+    terminal (succeeded, failed, cancelled) or ``expired`` (the job is gone)."""
+
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+    reason: str | None = Field(default=None, description="e.g. worker-lost (queued again)")
+
+
+class ProgressEventData(BaseModel):
+    """``event: progress``: ``step`` of ``total`` done, at ``lr``, with the smoothed ``loss``."""
+
+    step: int
+    total: int
+    lr: float | None = None
+    loss: float | None = None
+
+
+# --- Advice batches (the body; each item an AdviceRequest, validated on its own) -------------
+#: The most items one advice batch may carry (settings may only lower it).
+ADVICE_BATCH_MAX = 100
+
+
+class AdviceBatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[dict[str, Any]] = Field(
+        min_length=1, max_length=ADVICE_BATCH_MAX,
+        description=f"AdviceRequest bodies (at most {ADVICE_BATCH_MAX}); each is validated on "
+                    "its own and answered in its slot",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/AdviceRequest"}})

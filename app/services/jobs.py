@@ -51,8 +51,9 @@ class JobOptions:
     labels: dict[str, str] | None = None
 
 
-def job_key(kind: str, spec: dict[str, Any], device: str) -> str:
-    return content_hash({"kind": kind, "spec": spec, "device": device},
+def job_key(kind: str, spec: dict[str, Any], device: str, tenant: str) -> str:
+    # The tenant is part of the key: identical requests de-duplicate within a tenant only.
+    return content_hash({"kind": kind, "spec": spec, "device": device, "tenant": tenant},
                         versions={"optim_core": optim_core.__version__,
                                   "result_schema": RESULT_SCHEMA_VERSION})
 
@@ -65,10 +66,10 @@ class JobService:
         self.max_deliveries = settings.job_max_deliveries
 
     async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
-                     request_id: str | None) -> Submission:
+                     request_id: str | None, tenant: str) -> Submission:
         queue, device = await choose_queue(opts.device, self.store, self.heartbeat_ttl_s)
-        key = job_key(kind, spec, device)
-        record = {"kind": kind, "queue": queue, "device": device,
+        key = job_key(kind, spec, device, tenant)
+        record = {"kind": kind, "tenant": tenant, "queue": queue, "device": device,
                   "requested_device": opts.device, "priority": opts.priority,
                   "labels": opts.labels or {}, "request": spec, "request_id": request_id}
         for _ in range(3):  # a stale claim (expired or ended job) is released, then retried

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_field, field_validator
 from pydantic_core import PydanticCustomError
 
 from optim_core.specs.optimizer import OptimizerName
@@ -166,11 +166,19 @@ class SearchAdvice(_Model):
     weight_decay_grid: list[float]
 
 
+#: Where the API serves each rule (GET /v1/rules/{id}); rationale entries link there.
+RULES_PATH = "/v1/rules/"
+
+
 class RationaleEntry(_Model):
     field: str
     value: Any
     rule_ids: list[str]
     text: str
+
+    @computed_field(description="GET these for each cited rule's words, source and parameters")
+    def rule_links(self) -> list[str]:
+        return [RULES_PATH + i for i in self.rule_ids]
 
 
 class AdviceWarning(_Model):

@@ -136,12 +136,12 @@ def _resolve(name: str, builtins: Mapping[str, Callable[..., Any]], group: str,
 
 def resolve_model(name: str) -> ModelBuilder:
     """The model builder registered as ``name``; `UnknownComponentError` listing the known ones."""
-    return _resolve(name, BUILTIN_MODELS, MODEL_GROUP, "model", "model.name")
+    return _resolve(name, BUILTIN_MODELS, MODEL_GROUP, "model", "experiment.model.name")
 
 
 def resolve_dataset(name: str) -> DataBuilder:
     """The data builder registered as ``name``; `UnknownComponentError` listing the known ones."""
-    return _resolve(name, BUILTIN_DATASETS, DATASET_GROUP, "data set", "data.name")
+    return _resolve(name, BUILTIN_DATASETS, DATASET_GROUP, "data set", "experiment.data.name")
 
 
 def _name_and_options(spec: Any) -> tuple[str, dict[str, Any]]:
@@ -169,7 +169,7 @@ def build_model(spec: ModelSpec, data: DataInfo, *, max_params: int | None = Non
                         value=options) from exc
     if not isinstance(model, nn.Module):
         raise SpecError(f"model builder {name!r} returned {type(model).__name__}, not an "
-                        "nn.Module", field="model.name", value=name)
+                        "nn.Module", field="experiment.model.name", value=name)
     n = count_params(model)
     if max_params is not None and n > max_params:
         raise ResourceLimitError(f"model {name!r} has {n:,} parameters; the limit is "
@@ -191,7 +191,7 @@ def build_data(spec: DataSpec, *, batch_size: int, seed: int, val_fraction: floa
                         value=options) from exc
     if not isinstance(bundle, DataBundle):
         raise SpecError(f"data builder {name!r} returned {type(bundle).__name__}, not a "
-                        "DataBundle", field="data.name", value=name)
+                        "DataBundle", field="experiment.data.name", value=name)
     return bundle
 
 

@@ -89,9 +89,10 @@ def test_batch_reports_partial_failures(client: TestClient) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["succeeded"] == 2 and body["failed"] == 1
-    bad = body["results"][1]
-    assert bad["status"] == 422 and bad["problem"]["errors"][0]["field"] == "items[1].param_count"
-    assert body["results"][2]["advice"]["optimizer"]["lr"] > body["results"][0]["advice"][
+    bad = body["items"][1]
+    assert bad["status"] == 422
+    assert bad["problem"]["errors"][0]["field"] == "body.items[1].param_count"
+    assert body["items"][2]["result"]["optimizer"]["lr"] > body["items"][0]["result"][
         "optimizer"]["lr"]
 
 

@@ -101,7 +101,7 @@ def test_unknown_name_lists_the_known_ones(plugin: str) -> None:
         resolve_model("acme-nope")
     message = str(info.value)
     assert "acme-wide" in message and "transformer" in message
-    assert info.value.field == "model.name"
+    assert info.value.field == "experiment.model.name"
     assert isinstance(info.value, ValueError)
 
 
@@ -136,3 +136,12 @@ def test_limits_apply_after_build_for_registered_models(plugin: str) -> None:
 def test_without_the_plugin_the_name_is_unknown() -> None:
     with pytest.raises(UnknownComponentError):
         resolve_model("acme-wide")
+
+
+def test_the_heartbeat_names_the_registry_groups() -> None:
+    from optim_core.training import registry
+    from workers import plugins
+
+    assert (plugins.MODEL_GROUP, plugins.DATASET_GROUP) == (registry.MODEL_GROUP,
+                                                            registry.DATASET_GROUP)
+    assert set(plugins.installed_plugins()) == {"models", "datasets"}

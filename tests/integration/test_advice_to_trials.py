@@ -30,13 +30,13 @@ def test_advice_trial_config_runs_as_a_trials_job(client: TestClient) -> None:
     done = wait_status(client, job.json()["id"], {"succeeded", "failed"}, timeout=120)
     assert done["status"] == "succeeded", done.get("problem")
 
-    result = done["result"]["result"]
+    result = done["result"]
     labels = [c["label"] for c in config["candidates"]]
     assert sorted(result["ranking"]) == sorted(labels)
-    advised = next(t for t in result["trials"] if t["label"] == "advice")
+    advised = next(t for t in result["candidates"] if t["label"] == "advice")
     # The job trained with the advice's optimizer and LR, and the advised LR learned the task.
     assert advised["optimizer"]["name"] == body["optimizer"]["name"]
     assert advised["peak_lr"] == pytest.approx(body["optimizer"]["lr"])
     assert not advised["diverged"]
-    assert advised["final_train_loss"] < 0.5 * advised["train_losses"][0]
+    assert advised["final_train_loss"] < 0.5 * advised["curve"]["train_losses"][0]
     assert advised["final_val_loss"] is not None

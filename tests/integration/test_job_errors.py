@@ -35,8 +35,9 @@ def test_bad_spec_is_422_naming_the_field(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("mutate", "field", "limit"), [
-    (lambda b: b["experiment"].update(batch_size=8000), "experiment.batch_size", "<= 4096"),
-    (lambda b: b["experiment"]["model"].update(hidden=[8192, 8192]), "experiment.model",
+    (lambda b: b["experiment"].update(batch_size=8000), "body.experiment.batch_size",
+     "<= 4096"),
+    (lambda b: b["experiment"]["model"].update(hidden=[8192, 8192]), "body.experiment.model",
      "<= 50000000 parameters"),
 ])
 def test_oversized_spec_is_422_naming_the_limit(client: TestClient, mutate, field: str,
@@ -55,7 +56,7 @@ def test_too_many_steps_and_memory_are_refused(client: TestClient) -> None:
     body["config"]["num_steps"] = 6000
     r = client.post("/v1/jobs/lr-range-test", json=body)
     assert r.status_code == 422
-    assert r.json()["errors"][0] == {"field": "config.num_steps", "value": 6000,
+    assert r.json()["errors"][0] == {"field": "body.config.num_steps", "value": 6000,
                                      "allowed": "<= 5000",
                                      "message": "6000 steps exceed the limit max_steps=5000"}
     trials = tiny_trials()
@@ -65,7 +66,7 @@ def test_too_many_steps_and_memory_are_refused(client: TestClient) -> None:
                             "batch_size": 4096}  # ~65 GB of activations by the estimate
     r = client.post("/v1/jobs/trials", json=trials)
     assert r.status_code == 422, r.text
-    assert any(e["field"] == "experiment" and e["allowed"].endswith("MB")
+    assert any(e["field"] == "body.experiment" and e["allowed"].endswith("MB")
                for e in r.json()["errors"])
 
 
@@ -111,7 +112,7 @@ def test_trials_over_the_total_step_budget_are_refused(client: TestClient) -> No
     r = client.post("/v1/jobs/trials", json=body)
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
     err = next(e for e in r.json()["errors"] if e["allowed"].endswith("in all"))
-    assert err["field"] == "config.steps" and err["value"] == 20_200
+    assert err["field"] == "body.config.steps" and err["value"] == 20_200
     assert "max_total_steps=20000" in err["message"] and "range tests" in err["message"]
 
 

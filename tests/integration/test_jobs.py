@@ -31,9 +31,10 @@ pytestmark = pytest.mark.integration
 
 
 def range_curve(result: dict[str, Any]) -> tuple[list[float], list[float], dict[str, Any]]:
-    body = result["result"]  # optim_core.training.experiment: {"kind", "result": {...}, ...}
-    assert result["kind"] == "range_test"
-    return body["lrs"], body["losses"], body["suggestions"]
+    assert result["kind"] == "range_test"  # optim_core.specs.results.RangeTestResult, flat
+    curve = result["curve"]
+    assert curve["points"] == len(curve["lrs"]) == len(curve["raw_losses"])
+    return curve["lrs"], curve["losses"], result["suggestions"]
 
 
 def submit(client: TestClient, body: dict[str, Any], path: str = "/v1/jobs/lr-range-test",
@@ -62,7 +63,8 @@ def test_range_test_runs_and_reports_a_sensible_curve(client: TestClient,
     assert low > 0 and min(finite) < finite[0]  # the loss falls before it rises or stops
     rec = sugg["recommended"]
     assert rec is not None and lrs[0] <= rec <= lrs[-1]
-    assert done["progress"]["step"] >= 1 and done["progress"]["total"] >= done["progress"]["step"]
+    # Succeeded: progress is complete.
+    assert done["progress"]["step"] == done["progress"]["total"] >= 1
     # The request id travels into the job: the worker's structured log lines carry it.
     lines = [json.loads(line) for line in worker.tail(200_000).splitlines()
              if line.startswith("{") and job["id"] in line]
@@ -159,7 +161,23 @@ def test_cancel_a_queued_job_means_it_never_starts(client: TestClient,
     wait_until(consumed, 30, 0.2, "the cancelled job's message to leave the queue")
 
 
-def test_failing_job_ends_failed_with_a_problem(client: TestClient) -> None:
+def test_a_plug_in_no_worker_has_is_refused_at_submission(client: TestClient) -> None:
+    body = tiny_range_test(seed=606)
+    body["experiment"]["model"] = {"kind": "registered", "name": "no_such_model_anywhere"}
+    r = submit(client, body)  # the live worker's heartbeat lists its (zero) plug-ins
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    (err,) = r.json()["errors"]
+    assert err["field"] == "body.experiment.model.name"
+    assert err["value"] == "no_such_model_anywhere" and "none installed" in err["allowed"]
+
+
+def test_failing_job_ends_failed_with_a_problem(client: TestClient,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker too old to publish its plug-ins: the job is accepted and fails in the worker.
+    from app.services import plugins
+
+    monkeypatch.setattr(plugins, "plugin_errors", _no_plugin_check)
+    monkeypatch.setattr("app.api.routes.jobs.plugin_errors", _no_plugin_check)
     body = tiny_range_test(seed=606)
     body["experiment"]["model"] = {"kind": "registered", "name": "no_such_model_anywhere"}
     r = submit(client, body)
@@ -169,8 +187,13 @@ def test_failing_job_ends_failed_with_a_problem(client: TestClient) -> None:
     prob = done["problem"]
     assert prob["status"] in (422, 500) and prob["title"] and prob["detail"]
     assert "no_such_model_anywhere" in json.dumps(prob)
+    assert prob["errors"][0]["field"] == "body.experiment.model.name"
     # A failed job releases its key: the same request makes a new job.
     assert submit(client, body).json()["id"] != done["id"]
+
+
+async def _no_plugin_check(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    return []
 
 
 def _running_pid(client: TestClient, job_id: str, delivery: int) -> int | None:
@@ -217,15 +240,18 @@ def test_trials_job_returns_curves_and_a_ranking(client: TestClient) -> None:
     done = wait_status(client, r.json()["id"], {"succeeded", "failed"}, timeout=90)
     assert done["status"] == "succeeded", done.get("problem")
     assert done["kind"] == "trials" and done["result"]["kind"] == "trials"
-    result = done["result"]["result"]
-    trials = result["trials"]
+    result = done["result"]
+    trials = result["candidates"]
     # tiny_trials: AdamW at 0.3x, 1x and 3x the given centre LR, 40 steps, validation every 10
     assert sorted(t["optimizer"]["lr"] for t in trials) == pytest.approx([0.003, 0.01, 0.03])
     assert result["center_lr"] == {"adamw": 0.01} and result["center_lr_source"] == "given"
     for t in trials:
-        assert t["steps_run"] == 40 and len(t["train_losses"]) == 40 and not t["diverged"]
-        assert t["val_steps"] == [10, 20, 30, 40] and t["seconds_per_step"] > 0
-        assert t["final_val_loss"] < t["train_losses"][0]  # it learned
+        curve = t["curve"]
+        assert t["steps_run"] == 40 == curve["points"] and len(curve["train_losses"]) == 40
+        assert not t["diverged"] and t["seconds_per_step"] > 0
+        assert t["validation"]["steps"] == [10, 20, 30, 40] and t["validation"]["points"] == 4
+        assert t["final_val_loss"] < curve["train_losses"][0]  # it learned
+        assert t["schedule"]["name"] == "warmup_cosine" and t["schedule_source"] == "default"
     assert result["ranked_by"] == "final_val_loss"
     finals = [trials[i]["final_val_loss"] for i in result["ranking_indices"]]
     assert finals == sorted(finals) and result["best"] == trials[result["ranking_indices"][0]]["label"]
@@ -259,14 +285,14 @@ def test_list_filter_and_paginate(client: TestClient) -> None:
     for jid in ids:
         wait_status(client, jid, {"succeeded", "failed"})
     # Other tests' jobs may be listed too: follow the cursor and compare only the ids made here.
-    page = client.get("/v1/jobs", params={"limit": 2, "kind": "lr-range-test"}).json()
+    page = client.get("/v1/jobs", params={"limit": 2, "kind": "range_test"}).json()
     assert len(page["items"]) == 2 and page["next_cursor"]
     seen: list[str] = [j["id"] for j in page["items"]]
     cursor = page["next_cursor"]
     while cursor and not set(ids) <= set(seen) and len(seen) < 200:
-        nxt = client.get("/v1/jobs", params={"limit": 2, "kind": "lr-range-test",
+        nxt = client.get("/v1/jobs", params={"limit": 2, "kind": "range_test",
                                             "cursor": cursor}).json()
-        assert all(j["kind"] == "lr-range-test" for j in nxt["items"])
+        assert all(j["kind"] == "range_test" for j in nxt["items"])
         seen += [j["id"] for j in nxt["items"]]
         cursor = nxt["next_cursor"]
     assert len(seen) == len(set(seen))  # no job twice across pages
@@ -286,11 +312,11 @@ def test_batch_submission_reports_per_item(client: TestClient) -> None:
     r = client.post("/v1/jobs/lr-range-test/batch", json={"items": items})
     assert r.status_code == 202, r.text
     out = r.json()
-    assert out["accepted"] == 2 and out["rejected"] == 1
+    assert out["succeeded"] == 2 and out["failed"] == 1
     a, b, c = out["items"]
-    assert a["status"] == 202 and c["job"]["id"] == a["job"]["id"]
+    assert a["status"] == 202 and c["result"]["id"] == a["result"]["id"]
     assert b["status"] == 422
-    assert b["problem"]["errors"][0]["field"] == "items[1].config.num_steps"
+    assert b["problem"]["errors"][0]["field"] == "body.items[1].config.num_steps"
 
 
 def test_batch_reports_an_outage_mid_batch_and_keeps_what_it_created(
@@ -314,8 +340,8 @@ def test_batch_reports_an_outage_mid_batch_and_keeps_what_it_created(
     assert r.status_code == 202, r.text
     out = r.json()
     assert [i["status"] for i in out["items"]] == [202, 503, 503]
-    assert out["accepted"] == 1 and out["rejected"] == 2 and calls == 2  # no hammering after
-    created = out["items"][0]["job"]["id"]
+    assert out["succeeded"] == 1 and out["failed"] == 2 and calls == 2  # no hammering after
+    created = out["items"][0]["result"]["id"]
     assert client.get(f"/v1/jobs/{created}").status_code == 200
     assert all(i["problem"]["status"] == 503 for i in out["items"][1:])
 

@@ -53,7 +53,7 @@ class Clock:
 
 async def _submit(store: AsyncJobStore, **record: Any) -> str:
     job_id = new_job_id()
-    sub = await store.submit(job_id, f"key-{job_id}", {"kind": "lr-range-test", **record},
+    sub = await store.submit(job_id, f"key-{job_id}", {"kind": "range_test", **record},
                              force=False)
     assert sub.outcome == "created"
     return job_id

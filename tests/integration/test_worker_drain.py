@@ -61,7 +61,7 @@ def test_sigterm_hands_the_running_job_back_and_the_next_worker_finishes_it() ->
                                timeout=120)
             assert done["status"] == "succeeded", (done.get("problem"), second.tail())
             assert done["deliveries"] == 1
-            assert len(done["result"]["result"]["lrs"]) == 1500
+            assert len(done["result"]["curve"]["lrs"]) == 1500
     finally:
         first.stop()
         if second is not None:

@@ -95,8 +95,8 @@ def test_a_job_whose_worker_is_killed_runs_again_on_another_worker(lone_ns: Name
             assert done["status"] == "succeeded", (done.get("problem"), survivor.tail())
             assert done["worker"] == survivor.hostname
             assert done["generation"] == 1 and done["deliveries"] == 2
-            result = done["result"]["result"]
-            assert result["steps_run"] == 1200 and len(result["lrs"]) == 1200
+            result = done["result"]
+            assert result["steps_run"] == 1200 and len(result["curve"]["lrs"]) == 1200
 
             assert {"status": "queued", "reason": "worker-lost"} in _status_events(client, job_id)
     finally:

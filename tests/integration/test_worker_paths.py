@@ -39,7 +39,7 @@ def _create(ns: Namespace) -> str:
     async def go() -> None:
         client = aioredis.Redis.from_url(ns.redis_url, decode_responses=True)
         store = AsyncJobStore(client, ns.jobs_prefix, result_ttl_s=60, active_ttl_s=600)
-        sub = await store.submit(job_id, f"k-{job_id}", {"kind": "lr-range-test"}, force=False)
+        sub = await store.submit(job_id, f"k-{job_id}", {"kind": "range_test"}, force=False)
         assert sub.outcome == "created"
         await client.aclose()
 
@@ -67,7 +67,7 @@ def test_soft_time_limit_fails_the_job_with_a_clear_problem(
 
     monkeypatch.setattr(tasks, "_entry_point", lambda kind: slow)
     job_id = _create(wns)
-    out = tasks.run_job(FAKE_TASK, job_id, "lr-range-test", {}, "cpu", "rid-1")  # type: ignore[arg-type]
+    out = tasks.run_job(FAKE_TASK, job_id, "range_test", {}, "cpu", "rid-1")  # type: ignore[arg-type]
     assert out["status"] == "failed"
     rec = _record(wns, job_id)
     assert rec["status"] == "failed" and rec["problem"]["type"].endswith("time-limit")
@@ -109,7 +109,7 @@ def test_a_job_cancelled_while_queued_is_not_started(wns: Namespace,
             await client.aclose()
 
     assert anyio.run(cancel) == "cancelled"
-    out = tasks.run_job(FAKE_TASK, job_id, "lr-range-test", {}, "cpu", None)  # type: ignore[arg-type]
+    out = tasks.run_job(FAKE_TASK, job_id, "range_test", {}, "cpu", None)  # type: ignore[arg-type]
     assert out == {"job_id": job_id, "status": "cancelled"}
     assert _record(wns, job_id)["deliveries"] == 0
 
@@ -153,7 +153,7 @@ def test_a_redis_blip_at_the_final_write_does_not_rerun_the_job(
     monkeypatch.setattr(JobStore, "transition", flaky("transition", real_transition))
     monkeypatch.setattr(JobStore, "observe_duration", flaky("observe", real_observe))
     job_id = _create(wns)
-    out = tasks.run_job(FAKE_TASK, job_id, "lr-range-test", {}, "cpu", None)  # type: ignore[arg-type]
+    out = tasks.run_job(FAKE_TASK, job_id, "range_test", {}, "cpu", None)  # type: ignore[arg-type]
     assert out["status"] == "succeeded" and runs == 1
     rec = _record(wns, job_id)
     assert rec["status"] == "succeeded" and rec["result"]["result"] == {"lrs": [0.1]}
@@ -183,5 +183,5 @@ def test_a_redis_blip_before_the_job_starts_retries_the_task(
     monkeypatch.setattr(tasks, "_entry_point", lambda kind: never)
     task = SimpleNamespace(request=SimpleNamespace(hostname="test@host", retries=2), retry=retry)
     with pytest.raises(Retry):
-        tasks.run_job(task, _create(wns), "lr-range-test", {}, "cpu", None)  # type: ignore[arg-type]
+        tasks.run_job(task, _create(wns), "range_test", {}, "cpu", None)  # type: ignore[arg-type]
     assert retried[0]["countdown"] == 4 and retried[0]["max_retries"] == tasks.BEGIN_MAX_RETRIES

@@ -44,9 +44,10 @@ def test_a_batch_with_every_item_refused_is_a_422_problem_with_the_items(
     assert r.status_code == 422
     assert r.headers["content-type"] == PROBLEM_JSON
     body = r.json()
-    assert body["type"].endswith("/batch-refused") and body["accepted"] == 0
+    assert body["type"].endswith("/batch-refused") and body["succeeded"] == 0
+    assert body["failed"] == 2
     assert [item["status"] for item in body["items"]] == [422, 422]
-    assert body["items"][0]["problem"]["errors"][0]["field"].startswith("items[0]")
+    assert body["items"][0]["problem"]["errors"][0]["field"].startswith("body.items[0]")
 
 
 def test_label_keys_are_identifiers(client: TestClient) -> None:

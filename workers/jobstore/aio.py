@@ -98,11 +98,13 @@ class AsyncJobStore:
         return as_text(outcome)
 
     async def page(self, *, before_seq: int | None, limit: int, statuses: set[str] | None,
-                   kinds: set[str] | None, scan_max: int = 1000
+                   kinds: set[str] | None, scan_max: int = 1000,
+                   where: Callable[[dict[str, Any]], bool] | None = None
                    ) -> tuple[list[dict[str, Any]], int | None]:
         """Newest first. Returns summary records (no request, no result: HMGET of
         SUMMARY_FIELDS, not the whole hash) and the index score to continue from (or None).
-        Scans at most ``scan_max`` index entries per call; filters apply to what it scans."""
+        Scans at most ``scan_max`` index entries per call; filters (and ``where``, e.g. the
+        tenant and labels) apply to what it scans."""
         out: list[dict[str, Any]] = []
         top: str = f"({before_seq}" if before_seq is not None else "+inf"
         scanned = 0
@@ -126,7 +128,8 @@ class AsyncJobStore:
                 if rec is None:
                     gone.append(job_id)
                 elif (statuses is None or rec["status"] in statuses) and (
-                        kinds is None or rec.get("kind") in kinds):
+                        kinds is None or rec.get("kind") in kinds) and (
+                        where is None or where(rec)):
                     out.append(rec)
                     if len(out) == limit:
                         break

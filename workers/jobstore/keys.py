@@ -40,7 +40,7 @@ INT_FIELDS = ("deliveries", "seq", "priority", "pid", "generation")
 # A hash without these is not a job record (a partial write, or a late HSET after expiry).
 REQUIRED_FIELDS = ("id", "kind", "status")
 # What a list page shows: everything but the request and the result (they can be large).
-SUMMARY_FIELDS = ("id", "kind", "status", "queue", "device", "priority", "labels", "request_id",
+SUMMARY_FIELDS = ("id", "kind", "tenant", "status", "queue", "device", "priority", "labels", "request_id",
                   "created_at", "started_at", "finished_at", "updated_at", "deliveries",
                   "cancel_requested", "progress", "problem", "generation", "worker")
 INDEX_MAX_ENTRIES = 100_000

@@ -10,42 +10,39 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from app.api.deps import SettingsDep
-from app.core.problems import PROBLEM_JSON, ProblemError, validation_problem
+from app.api.deps import CacheDep, CallerDep, SettingsDep
+from app.api.responses import problems
+from app.core.problems import ProblemError, field_problem, problem_for, render, validation_problem
+from app.core.routing import ContractRoute
 from app.schemas import examples
-from app.services.advice_cache import AdviceCache, cache_key
+from app.schemas.jobs import AdviceBatchRequest, BatchResult
+from app.services.advice_cache import cache_key
 from optim_core.advice.diagnose import Diagnosis, TrainingLog, diagnose
 from optim_core.advice.engine import advise
-from optim_core.advice.models import AdviceRequest, AdviceResponse, BatchAdviceRequest
+from optim_core.advice.models import AdviceRequest, AdviceResponse
 from optim_core.errors import SpecError
 from optim_core.numerics.schedules import MAX_SAMPLE_POINTS, sample
 from optim_core.specs.schedule import ScheduleSpec
 
-router = APIRouter(tags=["advice"])
+router = APIRouter(tags=["advice"], route_class=ContractRoute)
 JSON = "application/json"
 _ITEM = TypeAdapter(AdviceRequest)  # compiled once, not per request
-_PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "problem+json (RFC 9457)"}
-
-
-def get_advice_cache(request: Request) -> AdviceCache:
-    """The app's advice cache, created with the Redis clients in the lifespan."""
-    return request.app.state.advice_cache
-
-
-CacheDep = Annotated[AdviceCache, Depends(get_advice_cache)]
+_ERRORS = problems(401, 422, 429, 503)
+AdviceBatchResult = BatchResult[AdviceResponse]
 
 
 def _with_cached(body: str, cached: bool) -> str:
     return ('{"cached":true,' if cached else '{"cached":false,') + body[1:]
 
 
-@router.post("/advice", response_model=AdviceResponse, responses={422: _PROBLEM})
+@router.post("/advice", response_model=AdviceResponse, responses=_ERRORS,
+             operation_id="advise", summary="Advice for one training run")
 async def post_advice(req: Annotated[AdviceRequest, Body(openapi_examples=examples.ADVICE)],
-                      cache: CacheDep) -> Response:
+                      cache: CacheDep, caller: CallerDep) -> Response:
     """Optimizer, schedule, clipping and search ranges for one training run, each value
     explained by the rule ids it came from."""
     key = cache_key(req)
@@ -58,20 +55,24 @@ async def post_advice(req: Annotated[AdviceRequest, Body(openapi_examples=exampl
 
 
 def _prefixed(errors: list[Any], index: int) -> list[dict[str, Any]]:
-    return [{**e, "loc": ("items", index, *e.get("loc", ()))} for e in errors]
+    return [{**e, "loc": ("body", "items", index, *e.get("loc", ()))} for e in errors]
 
 
-@router.post("/advice/batch", responses={422: _PROBLEM})
-async def post_advice_batch(batch: BatchAdviceRequest, settings: SettingsDep,
-                            cache: CacheDep) -> Response:
-    """Many specs, one result each; a bad item is a problem document in its slot and the
-    request is still 200."""
+@router.post("/advice/batch", response_model=AdviceBatchResult, responses=_ERRORS,
+             operation_id="advise_batch", summary="Advice for many training runs",
+             openapi_extra={"requestBody": {"content": {"application/json": {"examples": {
+                 "two": {"summary": "Two specs", "value": {"items": [
+                     examples.ADVICE["cnn"]["value"], examples.ADVICE["lora"]["value"]]}}}}}}})
+async def post_advice_batch(batch: AdviceBatchRequest, settings: SettingsDep,
+                            cache: CacheDep, caller: CallerDep) -> Response:
+    """Many specs, one result each, in the shape of every batch answer (`succeeded`, `failed`,
+    `items[]` with `index`, `status` and `result` or `problem`); a bad item is a problem
+    document in its slot and the request is still 200."""
     limit = settings.advice_batch_max_items
     if len(batch.items) > limit:
-        raise validation_problem([{"loc": ("body", "items"), "type": "too_long",
-                                   "msg": f"at most {limit} items per batch, got "
-                                          f"{len(batch.items)}",
-                                   "ctx": {"max_length": limit}, "input": None}])
+        raise field_problem("body.items", f"at most {limit} items per batch, got "
+                            f"{len(batch.items)}", allowed=f"max length {limit}",
+                            value=len(batch.items))
     # Validating, hashing and advising up to `limit` items is CPU work of tens of milliseconds:
     # it runs in the threadpool so that the event loop keeps serving other requests meanwhile.
     # Only the cache calls (async Redis) stay on the loop.
@@ -89,7 +90,8 @@ def _parse_items(items: list[dict[str, Any]]
     parsed: list[AdviceRequest | str] = []
     for i, item in enumerate(items):
         try:
-            parsed.append(_ITEM.validate_python(item))
+            # Through JSON, strictly, as a single body is validated (app.core.routing).
+            parsed.append(_ITEM.validate_json(json.dumps(item, allow_nan=False), strict=True))
         except ValidationError as exc:
             problem = validation_problem(_prefixed(exc.errors(), i))
             parsed.append(_problem_json(problem, i))
@@ -114,14 +116,14 @@ def _answer_items(parsed: list[AdviceRequest | str], keys: dict[int, str],
             body = fresh.get(keys[i]) or advise(p).model_dump_json()
             fresh[keys[i]] = body
         ok += 1
-        parts.append(f'{{"index":{i},"status":200,"advice":{_with_cached(body, cached)}}}')
-    out = (f'{{"succeeded":{ok},"failed":{len(parsed) - ok},"results":[' + ",".join(parts)
+        parts.append(f'{{"index":{i},"status":200,"result":{_with_cached(body, cached)}}}')
+    out = (f'{{"succeeded":{ok},"failed":{len(parsed) - ok},"items":[' + ",".join(parts)
            + "]}")
     return out, fresh
 
 
 def _problem_json(problem: ProblemError, index: int) -> str:
-    return json.dumps(problem.to_dict(f"/v1/advice/batch#items[{index}]"), ensure_ascii=False)
+    return render(problem.to_dict(f"/v1/advice/batch#items[{index}]")).decode("utf-8")
 
 
 class SchedulePreviewRequest(BaseModel):
@@ -139,18 +141,18 @@ class SchedulePreview(BaseModel):
     lrs: list[float]
 
 
-@router.post("/schedules/preview", response_model=SchedulePreview, responses={422: _PROBLEM})
+@router.post("/schedules/preview", response_model=SchedulePreview, responses=_ERRORS,
+             operation_id="preview_schedule", summary="A schedule's LR at evenly spaced steps")
 async def post_schedule_preview(
         req: Annotated[SchedulePreviewRequest, Body(openapi_examples=examples.SCHEDULE_PREVIEW)],
-) -> SchedulePreview:
+        caller: CallerDep) -> SchedulePreview:
     """The LR at ``n_points`` evenly spaced steps of a schedule (both ends included)."""
     try:
         points = sample(req.schedule.build(), req.total_steps, req.n_points)
     except SpecError as exc:
-        raise validation_problem([{"loc": ("body", exc.field or "schedule"), "msg": str(exc),
-                                   "type": "value_error", "input": exc.value,
-                                   "ctx": {"expected": exc.allowed} if exc.allowed else {}}]
-                                 ) from exc
+        if not exc.field:
+            exc.field = "schedule"
+        raise problem_for(exc) from exc
     return SchedulePreview(schedule=req.schedule.model_dump(mode="json"),
                            rule_ids=list(type(req.schedule).rule_ids),
                            steps=[s for s, _ in points], lrs=[lr for _, lr in points])
@@ -158,8 +160,10 @@ async def post_schedule_preview(
 
 # A plain ``def`` on purpose: FastAPI runs it in the threadpool, since diagnosing a log of up to
 # MAX_POINTS values is CPU work that would otherwise hold up the event loop.
-@router.post("/diagnose", response_model=Diagnosis, responses={422: _PROBLEM})
+@router.post("/diagnose", response_model=Diagnosis, responses=_ERRORS,
+             operation_id="diagnose", summary="Findings for a training log")
 def post_diagnose(
-        log: Annotated[TrainingLog, Body(openapi_examples=examples.DIAGNOSE)]) -> Diagnosis:
+        log: Annotated[TrainingLog, Body(openapi_examples=examples.DIAGNOSE)],
+        caller: CallerDep) -> Diagnosis:
     """Findings of O7.5 and W8 for a training log, each with evidence and the change to make."""
     return diagnose(log)

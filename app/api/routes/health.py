@@ -9,22 +9,23 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from app.api.deps import RedisDep, SettingsDep
+from app.api.deps import AdminDep, RedisDep, SettingsDep
+from app.api.responses import problems
 from app.core import metrics
 from app.core.problems import ProblemError
+from app.core.routing import ContractRoute
 from workers.jobstore import heartbeat_age_ok
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=ContractRoute)
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", summary="The process is alive (always open)", operation_id="healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Ready: Redis answers and a worker is alive",
-            responses={503: {"description": "not ready", "content": {
-                "application/problem+json": {}}}})
+@router.get("/readyz", summary="Ready: Redis answers and a worker is alive (open, for probes)",
+            operation_id="readyz", responses=problems(503))
 async def readyz(request: Request, redis: RedisDep, settings: SettingsDep) -> dict[str, Any]:
     retry = {"Retry-After": str(settings.retry_after_s)}
     try:
@@ -43,9 +44,13 @@ async def readyz(request: Request, redis: RedisDep, settings: SettingsDep) -> di
                         for w in live]}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-async def prometheus_metrics(request: Request, redis: RedisDep, settings: SettingsDep
-                             ) -> Response:
+@router.get("/metrics", summary="Prometheus metrics (admin role when keys are required)",
+            response_class=Response, operation_id="metrics",
+            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                             "description": "Prometheus text exposition format"},
+                       **problems(401, 403, 429)})
+async def prometheus_metrics(request: Request, redis: RedisDep, settings: SettingsDep,
+                             admin: AdminDep) -> Response:
     body = await metrics.render(request.app.state.http_metrics, request.app.state.jobs.store,
                                 redis, settings.broker_key_prefix, settings.worker_heartbeat_ttl_s)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

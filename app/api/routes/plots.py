@@ -4,35 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from app.api.routes.jobs import _get_or_404
+from app.api.deps import CallerDep, JobServiceDep
+from app.api.responses import problems
+from app.api.routes.jobs import JobId, owned_job_or_404
 from app.core.problems import ProblemError
 from app.schemas.job_results import read_result
 from app.services.plots import job_svg
 
 router = APIRouter(tags=["jobs"])
-_PROBLEM = {"content": {"application/problem+json": {}}}
 
 
 def _title(rec: dict[str, Any]) -> str:
     labels = rec.get("labels") or {}
     name = labels.get("name") or labels.get("label") or rec["id"][:8]
-    kind = "LR range test" if rec.get("kind") in ("lr-range-test", "range_test") else "trials"
+    kind = "LR range test" if rec.get("kind") == "range_test" else "trials"
     return f"{kind}: {name}"
 
 
 @router.get("/jobs/{job_id}/plot.svg", summary="The job's curves as an SVG image",
-            response_class=Response,
+            response_class=Response, operation_id="get_job_plot_svg",
             responses={200: {"content": {"image/svg+xml": {}},
                              "description": "range test: loss (raw and smoothed, validation when "
                                             "measured) against a log LR axis, every suggestion "
                                             "and the 1cycle bounds marked; trials: every "
                                             "candidate's smoothed train loss, the best one bold"},
-                       404: {"description": "No such job", **_PROBLEM},
-                       409: {"description": "The job has no result (yet)", **_PROBLEM}})
-async def job_plot_svg(job_id: str, request: Request) -> Response:
-    rec = await _get_or_404(request, job_id)
+                       **problems(401, 404, 409, 429, 503)})
+async def job_plot_svg(job_id: JobId, caller: CallerDep, service: JobServiceDep) -> Response:
+    rec = await owned_job_or_404(service, job_id, caller)
     view = read_result(rec.get("result"), rec.get("kind")) if rec["status"] == "succeeded" \
         else None
     if view is None:

@@ -7,7 +7,7 @@ import { copyButton, errorBox, fmtDuration, fmtLr, h, jobLabel, navigate, second
 import { readResult, SUGGESTIONS } from "../results.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const SUBMIT_URL = { "lr-range-test": "/v1/jobs/lr-range-test", range_test: "/v1/jobs/lr-range-test", trials: "/v1/jobs/trials" };
+const SUBMIT_URL = { range_test: "/v1/jobs/lr-range-test", trials: "/v1/jobs/trials" };
 
 export function jobPage(main, id) {
   const ctrl = new AbortController();
@@ -62,7 +62,7 @@ export function jobPage(main, id) {
   }
 
   function renderResult() {
-    const view = readResult(job.result, job.kind);
+    const view = readResult(job.result);
     if (!view) return;
     prog.value = prog.max;
     progText.textContent = "done";

@@ -4,7 +4,7 @@ import { copyButton, errorBox, fmtDuration, fmtLr, h, jobLabel, navigate, second
 import { recommendedLr } from "../results.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
-const KINDS = ["lr-range-test", "trials"];  // the list filter's names today (agreed target: range_test)
+const KINDS = ["range_test", "trials"];  // job kinds, as the API names them everywhere
 const REFRESH_MS = 2000;
 const recCache = new Map();  // job id -> recommended LR of a finished job (never changes)
 

@@ -1,0 +1,225 @@
+"""Typed results of the two job kinds (torch-free, numpy-free declarations).
+
+``GET /v1/jobs/{id}`` declares ``result`` as :data:`JobResult`, a union discriminated by
+``kind`` (``range_test`` | ``trials``, the one name of each job kind everywhere). Results are
+flat (``result.curve.lrs``) and hold only what the run measured: the request is stored once, on
+the job (``request``), not again here. Every array's length is given by a field next to it
+(``points``), because it is not always the step count: a range test's curve ends at the step that
+stopped it, while ``steps_run`` also counts the steps up to the next check.
+
+Non-finite losses are ``null`` (JSON has no NaN). Built from the training entry points' plain
+data by :mod:`workers.results` (the one adapter between the two).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from optim_core.specs.experiment import DataInfo
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.schedule import ScheduleSpec
+
+__all__ = ["Curve", "GroupSummary", "JobResult", "LrSuggestions", "MeasuredCenter",
+           "ParamDecision", "ParamGroups", "RangeTestResult", "RunInfo", "TrialCurve",
+           "TrialResult", "TrialsResult", "ValidationCurve"]
+
+Loss = float | None  # None: the loss was not a finite number
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _same_length(model: BaseModel, *names: str) -> None:
+    n = model.points  # type: ignore[attr-defined]
+    for name in names:
+        if len(getattr(model, name)) != n:
+            raise ValueError(f"{name} has {len(getattr(model, name))} values, points says {n}")
+
+
+class Curve(_Result):
+    """A range test's sweep: one point per optimizer step, up to the step that stopped it."""
+
+    points: int = Field(ge=0, description="length of lrs, losses and raw_losses")
+    lrs: list[float] = Field(description="LR used at each step")
+    losses: list[Loss] = Field(description="smoothed loss (bias-corrected EMA) at each step")
+    raw_losses: list[Loss] = Field(description="loss as computed at each step")
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Self:
+        _same_length(self, "lrs", "losses", "raw_losses")
+        return self
+
+
+class ValidationCurve(_Result):
+    """Validation loss on fixed batches, every so many steps."""
+
+    points: int = Field(ge=0, description="length of steps and losses")
+    steps: list[int] = Field(description="0-based step after which each loss was measured")
+    losses: list[Loss]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Self:
+        _same_length(self, "steps", "losses")
+        return self
+
+
+class LrSuggestions(_Result):
+    """LRs read off a range-test curve (None where a rule had too few points to answer)."""
+
+    steepest: float | None = Field(description="LR at the steepest descent of the smoothed loss")
+    valley: float | None = Field(description="LR in the longest valley before the minimum")
+    minimum_div10: float | None = Field(description="LR at the loss minimum, divided by 10")
+    lr_at_min: float | None = Field(description="LR at the loss minimum")
+    recommended: float | None = Field(description="the LR to use")
+    confidence: float = Field(ge=0.0, le=1.0)
+    reason: str = Field(description="why `recommended` was chosen")
+    flags: list[str] = Field(description="what made the curve hard to read")
+    cycle_max_lr: float | None = Field(description="max LR for a one-cycle schedule")
+    cycle_min_lr: float | None = Field(description="min LR for a one-cycle schedule")
+
+
+class ParamDecision(_Result):
+    name: str
+    group: str
+    rule: str
+    rule_ids: list[str]
+    reason: str
+    shape: list[int]
+    num_params: int
+    tied_with: list[str]
+
+
+class GroupSummary(_Result):
+    name: str = Field(description="decay or no_decay")
+    weight_decay: float
+    num_tensors: int
+    num_params: int
+    param_names: list[str]
+    reason: str
+    rule_ids: list[str]
+    by_rule: dict[str, list[str]]
+
+
+class ParamGroups(_Result):
+    """Which parameters got weight decay, and by which named rule."""
+
+    groups: list[GroupSummary]
+    decay_embeddings: bool
+    total_tensors: int
+    total_params: int
+    frozen_tensors: int
+    frozen_params: int
+    frozen_names: list[str]
+    params: list[ParamDecision]
+
+
+class DataSummary(_Result):
+    info: DataInfo
+    n_train: int
+    n_val: int
+    train_batches_per_epoch: int
+
+
+class RunInfo(_Result):
+    """Where and how the job ran (the numbers depend on these)."""
+
+    device: str = Field(description="cpu, cuda, cuda:1, ...")
+    seed: int
+    seconds: float = Field(description="wall time of the whole job")
+    param_count: int = Field(description="parameters of the built model")
+    param_count_analytic: int | None = Field(
+        description="the spec's analytic count (None for a registered plug-in model)")
+    data: DataSummary
+    versions: dict[str, str] = Field(description="optim_core, torch, python, numpy")
+
+
+class RangeTestResult(_Result):
+    kind: Literal["range_test"] = "range_test"
+    curve: Curve
+    steps_run: int = Field(ge=0, description="optimizer steps run; can exceed curve.points by "
+                                             "up to config.check_every - 1 (the stop is noticed "
+                                             "at the next check)")
+    stop_reason: Literal["completed", "diverged", "non_finite"]
+    validation: ValidationCurve | None = Field(description="None when no validation split")
+    suggestions: LrSuggestions
+    optimizer: OptimizerSpec = Field(description="the optimizer the sweep used, defaults filled")
+    param_groups: ParamGroups | None
+    run: RunInfo
+
+
+class TrialCurve(_Result):
+    """One candidate's training curve: one point per optimizer step run."""
+
+    points: int = Field(ge=0, description="length of lrs, train_losses, smoothed_train_losses "
+                                          "(= steps_run)")
+    lrs: list[float]
+    train_losses: list[Loss] = Field(description="loss before each step's update")
+    smoothed_train_losses: list[Loss]
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Self:
+        _same_length(self, "lrs", "train_losses", "smoothed_train_losses")
+        return self
+
+
+class TrialResult(_Result):
+    label: str
+    optimizer: OptimizerSpec = Field(description="the full optimizer spec, defaults filled")
+    schedule: ScheduleSpec = Field(description="the full schedule the trial ran")
+    schedule_source: Literal["given", "default"] = Field(
+        description="default: warmup + cosine to 0.1×peak (O6.4), warmup TrialsConfig."
+                    "warmup_fraction of the steps")
+    clip_norm: float | None
+    peak_lr: float
+    clipped_lrs: list[float] = Field(
+        description="requested default LRs above the maximum that were clipped to this one")
+    curve: TrialCurve
+    validation: ValidationCurve | None
+    final_train_loss: float | None = Field(description="last smoothed train loss")
+    final_val_loss: float | None
+    best_train_loss: float | None = Field(description="lowest smoothed train loss")
+    best_val_loss: float | None
+    diverged: bool
+    diverged_at: int | None
+    steps_run: int
+    seconds_per_step: float
+    param_groups: ParamGroups
+
+
+class MeasuredCenter(_Result):
+    """The quick range test that measured an optimizer's centre LR (no center_lr was given)."""
+
+    optimizer: str
+    center_lr: float
+    confidence: float | None
+    flags: list[str]
+    curve: Curve
+    steps_run: int
+    stop_reason: Literal["completed", "diverged", "non_finite"]
+    suggestions: LrSuggestions
+
+
+class TrialsResult(_Result):
+    kind: Literal["trials"] = "trials"
+    candidates: list[TrialResult]
+    ranking: list[str] = Field(description="candidate labels, best first")
+    ranking_indices: list[int] = Field(description="indices into candidates, best first")
+    ranked_by: Literal["final_val_loss", "smoothed_final_train_loss"]
+    best: str = Field(description="label of the best candidate")
+    steps: int = Field(description="steps per candidate (a diverged one stops early)")
+    center_lr: dict[str, float] | None = Field(description="per optimizer, for default "
+                                                           "candidates")
+    center_lr_source: Literal["given", "range_test", "candidates"]
+    measured_centers: list[MeasuredCenter] = Field(
+        description="one per optimizer when the centre LR was measured, else empty")
+    batched: bool
+    batched_reason: str
+    run: RunInfo
+
+
+JobResult = Annotated[RangeTestResult | TrialsResult, Field(discriminator="kind")]
+"""A job's result, by ``kind``."""
+
