@@ -24,6 +24,7 @@ import redis
 
 from app.auth.keys import KeyStore
 from app.core.config import Settings
+from tests.inprocess_server import live_server
 from tests.jobs_support import (
     Namespace,
     WorkerProcess,
@@ -31,7 +32,6 @@ from tests.jobs_support import (
     tiny_range_test,
     wait_until,
 )
-from tests.inprocess_server import live_server
 
 pytestmark = pytest.mark.integration
 

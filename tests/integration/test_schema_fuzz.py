@@ -23,8 +23,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.core.config import Settings
-from tests.jobs_support import Namespace, new_namespace
 from tests.inprocess_server import live_server
+from tests.jobs_support import Namespace, new_namespace
 
 pytestmark = pytest.mark.integration
 
