@@ -6,19 +6,13 @@
         done = c.wait(job, timeout=600)
         print(c.result(done).suggestions.recommended)
 
-Typed with the API's own models (``app.schemas.jobs``, ``optim_core.advice.models``); imports
+Typed with the API's own models (``app.schemas.jobs``, ``optim_core.specs.results``,
+``optim_core.advice.models``); imports
 neither torch nor numpy.
 """
 
-from app.schemas.job_results import (
-    CandidateView,
-    RangeTestView,
-    ResultView,
-    Suggestions,
-    TrialsView,
-    read_result,
-)
-from app.schemas.jobs import BatchResponse, JobPage, JobView
+from app.schemas.job_results import ResultView, read_result
+from app.schemas.jobs import JobBatchResult, JobPage, JobView
 from optim_advisor_client.client import AsyncClient, Client
 from optim_advisor_client.errors import (
     ApiError,
@@ -28,7 +22,24 @@ from optim_advisor_client.errors import (
     WaitTimeout,
 )
 from optim_advisor_client.sse import Event
+from optim_core.specs.results import LrSuggestions, RangeTestResult, TrialResult, TrialsResult
 
-__all__ = ["ApiError", "AsyncClient", "BatchResponse", "CandidateView", "Client", "ClientError",
-           "ConnectError", "Event", "JobFailed", "JobPage", "JobView", "RangeTestView",
-           "ResultView", "Suggestions", "TrialsView", "WaitTimeout", "read_result"]
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "ClientError",
+    "ConnectError",
+    "Event",
+    "JobBatchResult",
+    "JobFailed",
+    "JobPage",
+    "JobView",
+    "LrSuggestions",
+    "RangeTestResult",
+    "ResultView",
+    "TrialResult",
+    "TrialsResult",
+    "WaitTimeout",
+    "read_result",
+]

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.schemas.job_results import RangeTestView, ResultView, TrialsView, read_result
-from app.schemas.jobs import JobView
+from app.schemas.job_results import RangeTestResult, ResultView, TrialsResult, read_result
+from app.schemas.jobs import JobBatchResult, JobView
 from optim_advisor_client.client import DEFAULT_URL, KEY_ENV, TERMINAL, URL_ENV, Client
-from optim_advisor_client.errors import ApiError, ClientError, ConnectError
+from optim_advisor_client.errors import ApiError, ClientError, ConnectError, format_problem
 from optim_advisor_client.progress import Bars
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_UNREACHABLE = 0, 1, 2, 3
@@ -194,30 +194,28 @@ def _attach_or_submit(c: Client, items: list[dict[str, Any]], state: StateFile, 
         out.line(f"re-attached to {len(items) - len(todo)} job(s) from {state.path}")
     if todo:
         try:
-            batch = c.range_test_batch([items[i] for i in todo])
-            results = batch.items
-        except ApiError as exc:
+            results = c.range_test_batch([items[i] for i in todo]).items
+        except ApiError as exc:  # none accepted: a problem document carrying the items
             if not exc.problem.get("items"):
                 raise
-            from app.schemas.jobs import BatchItem
-
-            results = [BatchItem.model_validate(b) for b in exc.problem["items"]]
+            results = JobBatchResult.model_validate(
+                {"succeeded": 0, "failed": len(exc.problem["items"]),
+                 "items": exc.problem["items"]}).items
         for b in results:
             i = todo[b.index]
-            if b.job is not None:
-                ids[i] = b.job.id
-                state.jobs[keys[i]] = b.job.id
+            if b.result is not None:
+                ids[i] = b.result.id
+                state.jobs[keys[i]] = b.result.id
             else:
-                from optim_advisor_client.errors import format_problem
-
-                refused[i] = format_problem(b.status, b.problem or {})
+                problem = b.problem.model_dump(exclude_none=True) if b.problem else {}
+                refused[i] = format_problem(b.status, problem)
         state.save()
     return ids, refused
 
 
 def _summary_row(name: str, job: JobView | None, view: ResultView | None,
                  error: str | None) -> dict[str, Any]:
-    s = view.suggestions if isinstance(view, RangeTestView) else None
+    s = view.suggestions if isinstance(view, RangeTestResult) else None
     problem = (job.problem or {}) if job else {}
     return {
         "name": name, "job_id": job.id if job else None,
@@ -229,7 +227,7 @@ def _summary_row(name: str, job: JobView | None, view: ResultView | None,
         "steepest": s.steepest if s else None, "valley": s.valley if s else None,
         "cycle_min_lr": s.cycle_min_lr if s else None,
         "cycle_max_lr": s.cycle_max_lr if s else None,
-        "stop_reason": view.stop_reason if isinstance(view, RangeTestView) else None,
+        "stop_reason": view.stop_reason if isinstance(view, RangeTestResult) else None,
         "error": error or problem.get("detail"),
     }
 
@@ -269,7 +267,7 @@ def cmd_lr_find(c: Client, args: argparse.Namespace, out: Out) -> int:
     (outdir / "plots").mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(names):
         job = jobs.get(i)
-        view = read_result(job.result, job.kind) if job and job.status == "succeeded" else None
+        view = read_result(job.result) if job and job.status == "succeeded" else None
         if job and view is not None:
             (outdir / "plots" / f"{i + 1:03d}-{_safe(name)}.svg").write_text(c.plot_svg(job))
         rows.append(_summary_row(name, job, view, refused.get(i)))
@@ -349,19 +347,19 @@ def _show(job: JobView, out: Out) -> None:
         out.line(f"progress {job.progress.step}/{job.progress.total}")
     if job.problem:
         out.line(f"problem: {job.problem.get('title')}: {job.problem.get('detail')}")
-    view = read_result(job.result, job.kind)
-    if isinstance(view, RangeTestView):
+    view = read_result(job.result)
+    if isinstance(view, RangeTestResult):
         s = view.suggestions
         out.table(["suggestion", "lr"], [(n, _lr(v)) for n, v in s.marks()]
                   + [("1cycle min", _lr(s.cycle_min_lr)), ("1cycle max", _lr(s.cycle_max_lr))])
         conf = f"{s.confidence:.2f}" if s.confidence is not None else "-"
         out.line(f"recommended {_lr(s.recommended)} (confidence {conf}; flags "
                  f"{', '.join(s.flags) or 'none'}): {s.reason or ''}")
-    elif isinstance(view, TrialsView):
+    elif isinstance(view, TrialsResult):
         _ranking(view, out)
 
 
-def _ranking(view: TrialsView, out: Out) -> None:
+def _ranking(view: TrialsResult, out: Out) -> None:
     by_label = {cand.label: cand for cand in view.candidates}
     order = [by_label[lb] for lb in view.ranking if lb in by_label] or view.candidates
     out.table(["rank", "candidate", "peak lr", "final val loss", "final train loss", "diverged"],

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from app.schemas.job_results import ResultView, read_result
 from app.schemas.jobs import (
-    BatchResponse,
+    JobBatchResult,
     JobPage,
     JobView,
     RangeTestJobRequest,
@@ -94,8 +94,8 @@ class _Calls:
                      json=_body(spec, RangeTestJobRequest))
 
     @staticmethod
-    def range_test_batch(items: list[Mapping[str, Any]]) -> _Call[BatchResponse]:
-        return _Call("POST", "/v1/jobs/lr-range-test/batch", BatchResponse,
+    def range_test_batch(items: list[Mapping[str, Any]]) -> _Call[JobBatchResult]:
+        return _Call("POST", "/v1/jobs/lr-range-test/batch", JobBatchResult,
                      json={"items": [dict(i) for i in items]})
 
     @staticmethod
@@ -194,7 +194,7 @@ class Client:
     def range_test(self, spec: RangeTestJobRequest | Mapping[str, Any]) -> JobView:
         return self._send(_Calls.range_test(spec))
 
-    def range_test_batch(self, items: list[Mapping[str, Any]]) -> BatchResponse:
+    def range_test_batch(self, items: list[Mapping[str, Any]]) -> JobBatchResult:
         return self._send(_Calls.range_test_batch(items))
 
     def trials(self, spec: TrialsJobRequest | Mapping[str, Any]) -> JobView:
@@ -215,7 +215,7 @@ class Client:
 
     def result(self, job: JobRef) -> ResultView | None:
         view = job if isinstance(job, JobView) and job.result is not None else self.job(job)
-        return read_result(view.result, view.kind)
+        return read_result(view.result)
 
     def wait(self, job: JobRef, timeout: float | None = None, *, poll_s: float = 0.5,
              raise_on_failure: bool = False) -> JobView:
@@ -296,7 +296,7 @@ class AsyncClient:
     async def range_test(self, spec: RangeTestJobRequest | Mapping[str, Any]) -> JobView:
         return await self._send(_Calls.range_test(spec))
 
-    async def range_test_batch(self, items: list[Mapping[str, Any]]) -> BatchResponse:
+    async def range_test_batch(self, items: list[Mapping[str, Any]]) -> JobBatchResult:
         return await self._send(_Calls.range_test_batch(items))
 
     async def trials(self, spec: TrialsJobRequest | Mapping[str, Any]) -> JobView:
@@ -318,7 +318,7 @@ class AsyncClient:
     async def result(self, job: JobRef) -> ResultView | None:
         view = job if isinstance(job, JobView) and job.result is not None \
             else await self.job(job)
-        return read_result(view.result, view.kind)
+        return read_result(view.result)
 
     async def wait(self, job: JobRef, timeout: float | None = None, *, poll_s: float = 0.5,
                    raise_on_failure: bool = False) -> JobView:

@@ -8,7 +8,13 @@ import math
 from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
-from app.schemas.job_results import RangeTestView, ResultView, TrialsView
+from app.schemas.job_results import (
+    RangeTestResult,
+    ResultView,
+    TrialsResult,
+    suggestion_marks,
+    validation_lrs,
+)
 
 W, H = 760, 440
 LEFT, RIGHT, TOP, BOTTOM = 70, 190, 40, 50
@@ -152,10 +158,11 @@ class _Canvas:
         return "\n".join([*self.parts, "</svg>"]) + "\n"
 
 
-def range_test_svg(view: RangeTestView, title: str) -> str:
-    raw = _finite_points(view.lrs, view.raw_losses, log_x=True)
-    smooth = _finite_points(view.lrs, view.losses, log_x=True)
-    val = _finite_points(view.val_lrs(), view.val_losses, log_x=True)
+def range_test_svg(view: RangeTestResult, title: str) -> str:
+    raw = _finite_points(view.curve.lrs, view.curve.raw_losses, log_x=True)
+    smooth = _finite_points(view.curve.lrs, view.curve.losses, log_x=True)
+    val = _finite_points(validation_lrs(view),
+                         view.validation.losses if view.validation else [], log_x=True)
     xs = [x for pts in (raw, smooth) for x, _ in pts]
     x_range = (min(xs), max(xs)) if xs else (1e-7, 10.0)
     if x_range[0] == x_range[1]:
@@ -169,7 +176,7 @@ def range_test_svg(view: RangeTestView, title: str) -> str:
     c.line(raw, "#9ab7d3", "raw loss", width=1.0, opacity=0.8)
     c.line(smooth, PALETTE[0], "smoothed loss", width=2.2)
     c.line(val, "#2ca02c", "validation loss", width=1.8, dash="2 2")
-    for name, lr in s.marks():
+    for name, lr in suggestion_marks(s):
         c.vline(lr, MARK_COLOURS[name], f"{name} {lr:.3g}", width=2.5 if name == "recommended"
                 else 1.5)
     if s.recommended is not None:
@@ -180,10 +187,10 @@ def range_test_svg(view: RangeTestView, title: str) -> str:
     return c.svg()
 
 
-def trials_svg(view: TrialsView, title: str) -> str:
+def trials_svg(view: TrialsResult, title: str) -> str:
     series = []
     for cand in view.candidates:
-        ys = cand.smoothed_train_losses or cand.train_losses
+        ys = cand.curve.smoothed_train_losses or cand.curve.train_losses
         series.append(_finite_points(range(1, len(ys) + 1), ys, log_x=False))
     xs = [x for pts in series for x, _ in pts]
     c = _Canvas((1.0, max(xs) if xs else 2.0), _y_range(series), False, title, "step",
@@ -199,5 +206,5 @@ def trials_svg(view: TrialsView, title: str) -> str:
 
 
 def job_svg(view: ResultView, title: str) -> str:
-    return range_test_svg(view, title) if isinstance(view, RangeTestView) else \
+    return range_test_svg(view, title) if isinstance(view, RangeTestResult) else \
         trials_svg(view, title)

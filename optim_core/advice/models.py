@@ -10,7 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, computed_field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from optim_core.specs.optimizer import OptimizerName
@@ -175,6 +183,15 @@ class RationaleEntry(_Model):
     value: Any
     rule_ids: list[str]
     text: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # rule_links is computed from rule_ids: a response read back (the Python client) carries
+        # it, and it must not count as an unknown field.
+        if isinstance(data, dict) and "rule_links" in data:
+            data = {k: v for k, v in data.items() if k != "rule_links"}
+        return data
 
     @computed_field(description="GET these for each cited rule's words, source and parameters")
     def rule_links(self) -> list[str]:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from optim_advisor_client import ApiError, AsyncClient, Client, RangeTestView, WaitTimeout
+from optim_advisor_client import ApiError, AsyncClient, Client, RangeTestResult, WaitTimeout
 from tests.jobs_support import long_range_test, tiny_range_test
 from tests.live_server import LiveService
 
@@ -22,7 +22,7 @@ def test_sync_client_stream_wait_result_and_problems(live_service: LiveService) 
         assert events[-1].event == "status" and events[-1].data["status"] == "succeeded"
         done = c.wait(job, timeout=30)
         view = c.result(done)
-        assert isinstance(view, RangeTestView) and view.suggestions.recommended
+        assert isinstance(view, RangeTestResult) and view.suggestions.recommended
         with pytest.raises(ApiError) as err:
             c.range_test({**tiny_range_test(seed=31), "config": {"num_steps": 3}})
         assert err.value.status == 422

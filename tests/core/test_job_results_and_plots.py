@@ -1,77 +1,97 @@
-"""The one Python reader of job results (target shape and today's) and the SVG plots drawn from
-it (pure Python: no numpy in the API process)."""
+"""The Python reader of job results (the typed union the API declares) and the SVG plots drawn
+from it (pure Python: no numpy in the API process). Results come from real, tiny jobs run through
+the same entry points and adapter the workers use."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from typing import Any
 
-from app.schemas.job_results import RangeTestView, TrialsView, read_result
+import pytest
+
+from app.schemas.job_results import (
+    RangeTestResult,
+    TrialsResult,
+    read_result,
+    suggestion_marks,
+    validation_lrs,
+)
 from app.services.plots import job_svg
+from optim_core.training.experiment import run_range_test, run_trials
+from workers.results import job_result
 
-SUGG = {"steepest": 0.01, "valley": 0.003, "minimum_div10": 0.005, "lr_at_min": 0.05,
-        "recommended": 0.004, "confidence": 0.8, "reason": "why", "flags": ["noisy"],
-        "cycle_max_lr": 0.03, "cycle_min_lr": 0.003}
-LRS = [1e-5 * 10 ** (i / 10) for i in range(40)]
-LOSSES = [2.0 - 0.03 * i if i < 30 else 1.1 + 0.5 * (i - 30) for i in range(40)]
-
-
-def test_today_envelope_and_target_flat_shape_read_the_same() -> None:
-    today = {"kind": "range_test", "param_count": 10, "result": {
-        "lrs": LRS, "losses": LOSSES, "raw_losses": LOSSES, "val_steps": [0, 10, 20],
-        "val_losses": [2.0, 1.7, 1.4], "suggestions": SUGG, "stop_reason": "diverged",
-        "steps_run": 40}}
-    target = {"kind": "range_test", "curve": {"lrs": LRS, "losses": LOSSES, "raw_losses": LOSSES,
-                                              "points": 40},
-              "validation": {"steps": [0, 10, 20], "losses": [2.0, 1.7, 1.4]},
-              "suggestions": SUGG, "stop_reason": "diverged", "steps_run": 40}
-    a, b = read_result(today, "lr-range-test"), read_result(target, "range_test")
-    assert isinstance(a, RangeTestView) and a == b
-    assert a.val_lrs() == [LRS[0], LRS[10], LRS[20]]
-    assert next(n for n, _ in a.suggestions.marks()) == "recommended"
-    assert read_result(None) is None
+EXPERIMENT = {"data": {"kind": "classification", "n_samples": 256, "n_features": 8,
+                       "n_classes": 3, "seed": 0},
+              "model": {"kind": "mlp", "hidden": [16]}, "batch_size": 32, "seed": 0,
+              "val_fraction": 0.25}
 
 
-def test_trials_shapes() -> None:
-    trial = {"label": "adamw lr=0.01", "peak_lr": 0.01, "optimizer": {"name": "adamw"},
-             "smoothed_train_losses": [2.0, 1.5, 1.2], "final_val_loss": 1.1}
-    today = {"kind": "trials", "result": {"trials": [trial, {**trial, "label": "b"}],
-                                          "ranking": ["b", "adamw lr=0.01"], "best": "b"}}
-    target = {"kind": "trials", "candidates": [
-        {**{k: v for k, v in trial.items() if k != "smoothed_train_losses"},
-         "curves": {"smoothed_train_losses": [2.0, 1.5, 1.2]}},
-        {**trial, "label": "b"}], "ranking": [{"label": "b"}, {"label": "adamw lr=0.01"}],
-        "best": {"label": "b"}}
-    a, b = read_result(today), read_result(target)
-    assert isinstance(a, TrialsView) and isinstance(b, TrialsView)
-    assert a.best == b.best == "b" and a.ranking == b.ranking == ["b", "adamw lr=0.01"]
-    assert b.candidates[0].smoothed_train_losses == [2.0, 1.5, 1.2]
+def _noop(*_: Any) -> None:
+    return None
 
 
-def test_range_test_svg_is_valid_and_marks_every_suggestion() -> None:
-    view = read_result({"kind": "range_test", "result": {
-        "lrs": LRS, "losses": [*LOSSES[:-1], None], "raw_losses": LOSSES,
-        "suggestions": SUGG}})
-    assert view is not None
+@pytest.fixture(scope="module")
+def range_test() -> dict[str, Any]:
+    out = run_range_test({"experiment": EXPERIMENT, "config": {"num_steps": 40}}, device="cpu",
+                         progress=_noop, should_stop=lambda: False)
+    return job_result("range_test", out)
+
+
+@pytest.fixture(scope="module")
+def trials() -> dict[str, Any]:
+    request = {"experiment": EXPERIMENT,
+               "config": {"candidates": [{"optimizer": {"name": "adamw", "lr": 3e-3}},
+                                         {"optimizer": {"name": "sgd", "lr": 3e-2}}],
+                          "steps": 20, "eval_every": 10}}
+    out = run_trials(request, device="cpu", progress=_noop, should_stop=lambda: False)
+    return job_result("trials", out)
+
+
+def test_a_range_test_result_reads_as_its_typed_model(range_test: dict[str, Any]) -> None:
+    view = read_result(range_test)
+    assert isinstance(view, RangeTestResult)
+    assert view.curve.points == len(view.curve.lrs) == len(view.curve.losses)
+    assert view.validation is not None
+    assert validation_lrs(view) == [view.curve.lrs[s] for s in view.validation.steps]
+    marks = suggestion_marks(view.suggestions)
+    assert marks[0][0] == "recommended" and all(lr > 0 for _, lr in marks)
+    assert read_result(view) is view and read_result(None) is None
+
+
+def test_a_trials_result_reads_as_its_typed_model(trials: dict[str, Any]) -> None:
+    view = read_result(trials)
+    assert isinstance(view, TrialsResult)
+    assert sorted(view.ranking) == sorted(c.label for c in view.candidates)
+    assert view.best == view.ranking[0]
+
+
+def test_range_test_svg_is_valid_and_marks_every_suggestion(range_test: dict[str, Any]) -> None:
+    view = read_result(range_test)
+    assert isinstance(view, RangeTestResult)
     svg = job_svg(view, "LR range test: <mine> & co")
     root = ET.fromstring(svg)  # well-formed XML: the title is escaped
     marks = [el for el in root.iter("{http://www.w3.org/2000/svg}line")
              if el.get("class") == "mark"]
-    assert len(marks) == 5
-    assert "recommended 0.004" in svg and "1cycle bounds" in svg
+    assert len(marks) == len(suggestion_marks(view.suggestions))
+    assert f"recommended {view.suggestions.recommended:.3g}" in svg and "1cycle bounds" in svg
     assert "&lt;mine&gt; &amp; co" in svg
 
 
-def test_trials_svg_draws_each_candidate_and_the_best_bold() -> None:
-    view = read_result({"kind": "trials", "candidates": [
-        {"label": "a", "smoothed_train_losses": [2.0, 1.0, 0.5]},
-        {"label": "b", "smoothed_train_losses": [2.0, 1.5, None, 1.2]}], "best": "a"})
-    assert view is not None
+def test_trials_svg_draws_each_candidate_and_the_best_bold(trials: dict[str, Any]) -> None:
+    view = read_result(trials)
+    assert isinstance(view, TrialsResult)
     root = ET.fromstring(job_svg(view, "trials"))
     paths = list(root.iter("{http://www.w3.org/2000/svg}path"))
-    assert len(paths) == 2 and paths[0].get("stroke-width") == "3.0"
+    assert len(paths) == len(view.candidates)
+    best = view.ranking_indices[0]
+    assert paths[best].get("stroke-width") == "3.0"
 
 
-def test_a_curve_without_finite_points_still_draws() -> None:
-    view = read_result({"kind": "range_test", "lrs": [1e-3, 1e-2], "losses": [None, None],
-                        "suggestions": {}})
+def test_a_curve_without_finite_points_still_draws(range_test: dict[str, Any]) -> None:
+    blank = {**range_test, "curve": {**range_test["curve"],
+                                     "losses": [None] * range_test["curve"]["points"],
+                                     "raw_losses": [None] * range_test["curve"]["points"]},
+             "validation": None,
+             "suggestions": {**range_test["suggestions"], "recommended": None}}
+    view = read_result(blank)
     assert view is not None and "no finite loss" in job_svg(view, "empty")

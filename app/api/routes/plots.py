@@ -33,7 +33,7 @@ def _title(rec: dict[str, Any]) -> str:
                        **problems(401, 404, 409, 429, 503)})
 async def job_plot_svg(job_id: JobId, caller: CallerDep, service: JobServiceDep) -> Response:
     rec = await owned_job_or_404(service, job_id, caller)
-    view = read_result(rec.get("result"), rec.get("kind")) if rec["status"] == "succeeded" \
+    view = read_result(rec.get("result")) if rec["status"] == "succeeded" \
         else None
     if view is None:
         raise ProblemError(409, "No result to plot",
