@@ -49,6 +49,10 @@ class Settings(WorkerSettings):
         default=20_000, ge=1, description="trials: candidates × steps (+ the range tests that "
                                           "measure the centre LR) per job")
     max_batch_size: int = Field(default=4096, ge=1)
+    max_samples: int = Field(
+        default=20_000_000, ge=1, description="work per job, in samples through the model: "
+        "steps × accumulation_steps × batch_size plus validation, over every phase (about "
+        "5000 steps at batch 4096)")
     max_memory_mb: int = Field(default=8192, ge=1)
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 
