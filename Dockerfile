@@ -77,7 +77,9 @@ USER 10001:10001
 # works while the pool is busy with a long job).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "workers.healthcheck"]
-# Queues and concurrency come from the environment (see docker-compose.yml).
+# Queues and concurrency come from the environment (see docker-compose.yml). Each pool child
+# runs torch with cores // concurrency threads (workers.lifecycle reads the container's CPU
+# quota from cgroup v2); OPTIM_WORKER_TORCH_THREADS overrides it.
 CMD ["sh", "-c", "exec celery -A workers.celery_app worker --loglevel=INFO -Q \"${OPTIM_WORKER_QUEUES:-cpu}\" -c \"${OPTIM_WORKER_CONCURRENCY:-1}\" --max-tasks-per-child \"${OPTIM_WORKER_MAX_TASKS_PER_CHILD:-1}\" -n \"worker-${OPTIM_WORKER_QUEUES:-cpu}@%h\""]
 
 # ---------------------------------------------------------------------------------------------

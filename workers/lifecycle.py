@@ -28,6 +28,7 @@ from typing import Any
 import redis
 from celery.signals import (
     setup_logging,
+    worker_init,
     worker_process_init,
     worker_ready,
     worker_shutdown,
@@ -47,11 +48,55 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     logs.configure(loglevel or "INFO")
 
 
+def torch_threads(explicit: int | None, concurrency: int, cores: int) -> int:
+    """Intra-op threads per pool child: ``explicit``, else ``cores // concurrency`` (at least 1).
+    Each child otherwise starts torch's default of one thread per core, and ``concurrency``
+    children oversubscribe the cores (20 jobs on 2 children × 2 threads took 5× as long)."""
+    return explicit if explicit else max(1, cores // max(1, concurrency))
+
+
+def _cores() -> int:
+    """Cores this process may use: its CPU affinity (taskset, cpusets), capped by a cgroup v2
+    CPU quota (``docker run --cpus``, a compose ``cpus:`` limit), which affinity does not show."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]  # noqa: SIM115
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+@worker_init.connect
+def _size_child_threads(sender: Any = None, **_: Any) -> None:
+    """Main process, before the pool forks: the children inherit OMP_NUM_THREADS (read when
+    torch is imported, in the child) and set torch's thread count from it at warm-up. An
+    OMP_NUM_THREADS set by the operator wins unless OPTIM_WORKER_TORCH_THREADS is set."""
+    from workers.runtime import settings
+
+    if settings.worker_torch_threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return
+    concurrency = int(getattr(sender, "concurrency", 0) or 1)
+    n = torch_threads(settings.worker_torch_threads, concurrency, _cores())
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    log.info("torch threads per pool child", extra={"threads": n, "concurrency": concurrency})
+
+
 @worker_process_init.connect
 def _warm_up_child(**_: Any) -> None:
     """Pool child, after the fork and before its first job (see the module docstring)."""
     try:
-        from optim_core.training.experiment import warm_up  # torch: pool children only
+        import torch  # pool children only
+
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if threads and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))
+        from optim_core.training.experiment import warm_up
 
         warm_up()
     except Exception:  # a child that cannot warm up still runs jobs, as it would have cold

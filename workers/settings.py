@@ -36,6 +36,9 @@ class WorkerSettings(BaseSettings):
         default=8, ge=1, description="tries of a job's final write (backoff 0.5 s doubling to "
                                      "10 s, about a minute in all) before giving up on it")
     redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    worker_torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads per pool child; default: the "
+                                        "cores this worker may use // its concurrency")
     max_params: int = Field(default=50_000_000, ge=1,
                             description="checked again on the built model (registered plug-ins)")
 
