@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from app.api.routes import advice, health, jobs
@@ -18,6 +20,21 @@ from app.services.advice_cache import AdviceCache
 from app.services.jobs import JobService
 from app.services.publish import JobPublisher
 from workers.jobstore import AsyncJobStore
+from workers.jobstore.clients import async_client
+
+log = logging.getLogger("app.reaper")
+
+
+async def _reap_forever(jobs: JobService, interval_s: float) -> None:
+    """Jobs of dead worker incarnations go back to the queue even if nobody polls them."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            handled = await jobs.reap_lost_workers()
+            if handled:
+                log.info("reaper: jobs of lost workers handled", extra={"jobs": handled})
+        except Exception as exc:  # Redis down: the next sweep tries again
+            log.warning("reaper sweep failed: %s", type(exc).__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,12 +44,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Clients are created here, not at import: tests and workers build apps with other URLs.
-        app.state.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_socket_timeout_s,
-            socket_connect_timeout=settings.redis_socket_timeout_s, decode_responses=True)
-        app.state.cache_redis = aioredis.Redis.from_url(
-            settings.effective_cache_redis_url, socket_timeout=settings.redis_socket_timeout_s,
-            socket_connect_timeout=settings.redis_socket_timeout_s, decode_responses=True)
+        # Retries, health checks, timeouts and a bounded pool: workers.jobstore.clients.
+        app.state.redis = async_client(settings.redis_url,
+                                       timeout_s=settings.redis_socket_timeout_s,
+                                       max_connections=settings.redis_max_connections)
+        app.state.cache_redis = async_client(settings.effective_cache_redis_url,
+                                             timeout_s=settings.redis_socket_timeout_s,
+                                             max_connections=settings.redis_max_connections)
         # The advice cache holds its circuit-breaker state: one per app, over the cache Redis.
         app.state.advice_cache = AdviceCache(
             app.state.cache_redis, ttl_s=settings.advice_cache_ttl_s,
@@ -45,9 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
                           index_max=settings.jobs_index_max_entries), publisher, settings)
+        reaper = asyncio.create_task(_reap_forever(app.state.jobs, settings.reaper_interval_s))
         try:
             yield
         finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
             publisher.close()
             await app.state.redis.aclose()
             await app.state.cache_redis.aclose()

@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 
 import redis
 
+from workers.jobstore import JobKeys, live_worker_payloads
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 JOBS_TEST_REDIS_URL = os.environ.get("OPTIM_JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
@@ -115,16 +117,20 @@ class WorkerProcess:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 90) -> None:
-        client = redis.Redis.from_url(self.ns.redis_url)
-        key = f"{self.ns.jobs_prefix}worker:{self.hostname}"
+        """Until this process (its boot id, not just its hostname) beats; sets ``self.boot``."""
+        client = redis.Redis.from_url(self.ns.redis_url, decode_responses=True)
+        keys = JobKeys(self.ns.jobs_prefix)
 
-        def ready() -> bool:
+        def ready() -> str | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited ({self.proc.returncode}): {self.tail()}")
-            return bool(client.exists(key))
+            for beat in live_worker_payloads(client, keys, 3600):
+                if beat.get("hostname") == self.hostname and beat.get("pid") == self.proc.pid:
+                    return str(beat["boot"])
+            return None
 
         try:
-            wait_until(ready, timeout, 0.2, "the worker's heartbeat")
+            self.boot = wait_until(ready, timeout, 0.2, "the worker's heartbeat")
         finally:
             client.close()
 

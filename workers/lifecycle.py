@@ -2,8 +2,10 @@
 CUDA in the parent.
 
 The heartbeat is a thread started in ``worker_ready`` (the worker's main process) that refreshes
-``{jobs_key_prefix}worker:{hostname}`` (payload, with a TTL) and the hostname's score in the
-``{jobs_key_prefix}workers`` zset; the API reads live workers from the zset (no SCAN).
+``{jobs_key_prefix}worker:{boot}`` (payload, with a TTL) and the boot id's score in the
+``{jobs_key_prefix}workers`` zset; the API reads live workers from the zset (no SCAN). The boot
+id is new at each start of the main process (``worker_init``): liveness belongs to one
+incarnation, never to a hostname that a restarted worker reuses.
 
 Warm drain: Celery's warm shutdown (SIGTERM) waits for running jobs indefinitely and nothing asks
 them to stop, so an orchestrator's SIGKILL would leave them ``running`` with an unacked message
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from typing import Any
 
 import redis
@@ -36,6 +39,7 @@ from celery.signals import (
 )
 
 from workers import logs
+from workers.names import BOOT_ENV
 
 log = logging.getLogger("workers.lifecycle")
 
@@ -72,6 +76,15 @@ def _cores() -> int:
 
 
 @worker_init.connect
+def _new_boot_id(**_: Any) -> None:
+    """A fresh id per start of the worker's main process (its incarnation), inherited by the
+    pool children: liveness is this id's heartbeat, not the hostname's — a worker SIGKILLed and
+    restarted under the same name (compose's ``worker-cpu@%h``) must not vouch for the jobs its
+    predecessor was running."""
+    os.environ[BOOT_ENV] = uuid.uuid4().hex
+
+
+@worker_init.connect
 def _size_child_threads(sender: Any = None, **_: Any) -> None:
     """Main process, before the pool forks: the children inherit OMP_NUM_THREADS (read when
     torch is imported, in the child) and set torch's thread count from it at warm-up. An
@@ -104,13 +117,13 @@ def _warm_up_child(**_: Any) -> None:
 
 
 def _client(timeout_s: float) -> redis.Redis:
+    from workers.jobstore.clients import sync_client
     from workers.runtime import settings
 
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s)
+    return sync_client(settings.redis_url, timeout_s=timeout_s)
 
 
-def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
+def _heartbeat_loop(client: redis.Redis, boot: str, payload: dict[str, Any],
                     ttl: int) -> None:
     from workers.jobstore import JobKeys, write_heartbeat
     from workers.runtime import settings
@@ -119,7 +132,7 @@ def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
     interval = max(1.0, ttl / 3)
     while not _stop.is_set():
         try:
-            write_heartbeat(client, keys, hostname, payload, ttl)
+            write_heartbeat(client, keys, boot, payload, ttl)
         except redis.RedisError as exc:  # keep beating; /readyz reports the gap
             log.warning("heartbeat failed: %s", exc)
         _stop.wait(interval)
@@ -132,6 +145,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     from workers.runtime import settings
 
     hostname = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
+    boot = os.environ.setdefault(BOOT_ENV, uuid.uuid4().hex)
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
     client = _client(settings.redis_socket_timeout_s)
     # A worker restarted under the same name must not inherit its predecessor's drain.
@@ -139,10 +153,10 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         client.delete(JobKeys(settings.jobs_key_prefix).draining(hostname))
     except redis.RedisError as exc:
         log.warning("could not clear a stale draining flag: %s", exc)
-    payload = {"hostname": hostname, "queues": queues, "pid": os.getpid()}
+    payload = {"hostname": hostname, "boot": boot, "queues": queues, "pid": os.getpid()}
     _stop.clear()
     _thread = threading.Thread(target=_heartbeat_loop, name="optim-heartbeat", daemon=True,
-                               args=(client, hostname, payload, settings.worker_heartbeat_ttl_s))
+                               args=(client, boot, payload, settings.worker_heartbeat_ttl_s))
     _thread.start()
     log.info("worker ready", extra={"hostname": hostname, "queues": queues})
 
@@ -176,11 +190,11 @@ def _stop_heartbeat(sender: Any = None, **_: Any) -> None:
     from workers.runtime import settings
 
     _stop.set()
-    hostname = getattr(sender, "hostname", None)
-    if hostname:
+    boot = os.environ.get(BOOT_ENV)
+    if boot:
         try:
             client = _client(2.0)
-            forget_worker(client, JobKeys(settings.jobs_key_prefix), hostname)
+            forget_worker(client, JobKeys(settings.jobs_key_prefix), boot)
             client.close()
         except redis.RedisError:
             pass

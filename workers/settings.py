@@ -28,6 +28,9 @@ class WorkerSettings(BaseSettings):
     job_active_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     job_cancel_poll_s: float = Field(default=0.5, gt=0)
     worker_heartbeat_ttl_s: int = Field(default=30, ge=2)
+    reaper_interval_s: float = Field(
+        default=15.0, gt=0, description="the API's sweep for jobs of dead worker incarnations: "
+        "such a job is queued again within heartbeat TTL + this (45 s by default)")
     worker_soft_shutdown_timeout_s: float = Field(default=60.0, ge=0)
     worker_drain_ttl_s: int = Field(
         default=600, ge=10, description="lifetime of a shutting-down worker's draining flag "

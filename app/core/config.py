@@ -25,6 +25,9 @@ class Settings(WorkerSettings):
         default=None, description="Cache Redis; defaults to redis_url when unset.")
     # The API fails fast (503) rather than waiting on a slow Redis; workers wait longer.
     redis_socket_timeout_s: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(
+        default=50, ge=2, description="per Redis, per API process; SSE streams do not use it "
+                                      "(they share one reader per job on a pool of their own)")
 
     # --- Advice ------------------------------------------------------------------------------
     advice_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
