@@ -16,6 +16,10 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPTIM_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; defaults to redis_url. An amqp:// URL "
+        "(RabbitMQ) redelivers a dead worker's job at once, with no visibility timeout; Redis "
+        "stays the job store and cache either way")
     broker_key_prefix: str = Field(default="", description="kombu global_keyprefix for the broker")
     jobs_key_prefix: str = Field(default="optim:", description="prefix of job-store keys")
     job_soft_time_limit_s: int = Field(default=3300, ge=1)
@@ -52,6 +56,14 @@ class WorkerSettings(BaseSettings):
         if self.visibility_timeout_s <= self.job_hard_time_limit_s:
             raise ValueError("broker_visibility_timeout_s must exceed job_hard_time_limit_s")
         return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        return self.effective_broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
 
     @property
     def visibility_timeout_s(self) -> int:

@@ -17,7 +17,7 @@ from celery import Celery
 from app.core.config import Settings
 from app.core.problems import ProblemError
 from workers import names
-from workers.config import DEFAULT_PRIORITY, create_celery
+from workers.config import broker_priority, create_celery
 from workers.jobstore import AsyncJobStore, heartbeat_age_ok
 
 log = logging.getLogger("app.publish")
@@ -53,18 +53,18 @@ async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
 
 class JobPublisher:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.celery: Celery = create_celery(settings)  # Settings is-a WorkerSettings
         self.timeout_s = settings.job_publish_timeout_s
 
     async def publish(self, *, kind: str, job_id: str, request: dict[str, Any], device: str,
                       queue: str, priority: int | None, request_id: str | None,
                       generation: int = 0) -> None:
-        # kombu's Redis transport serves priority 0 first: map the API's "higher first" onto it.
-        broker_priority = 9 - priority if priority is not None else DEFAULT_PRIORITY
+        message_priority = broker_priority(self.settings, priority)
 
         def send() -> None:
             self.celery.send_task(
-                names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=broker_priority,
+                names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=message_priority,
                 kwargs={"job_id": job_id, "request": request, "device": device,
                         "request_id": request_id, "generation": generation},
                 headers={"request_id": request_id})
