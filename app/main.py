@@ -17,9 +17,10 @@ from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics
 from app.core.middleware import RequestContextMiddleware
 from app.services.advice_cache import AdviceCache
+from app.services.events import EventHub
 from app.services.jobs import JobService
 from app.services.publish import JobPublisher
-from workers.jobstore import AsyncJobStore
+from workers.jobstore import AsyncJobStore, JobKeys
 from workers.jobstore.clients import async_client
 
 log = logging.getLogger("app.reaper")
@@ -63,6 +64,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
                           index_max=settings.jobs_index_max_entries), publisher, settings)
+        # SSE: one reader per job on a pool of its own, under a cap (app.services.events).
+        app.state.events = EventHub(
+            async_client(settings.redis_url,
+                         timeout_s=max(settings.redis_socket_timeout_s, 3.0),
+                         max_connections=settings.sse_max_streams + 1),
+            app.state.redis, JobKeys(settings.jobs_key_prefix),
+            max_streams=settings.sse_max_streams,
+            max_streams_per_tenant=settings.sse_max_streams_per_tenant,
+            retry_after_s=settings.retry_after_s)
         reaper = asyncio.create_task(_reap_forever(app.state.jobs, settings.reaper_interval_s))
         try:
             yield
@@ -71,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             publisher.close()
+            await app.state.events.aclose()
             await app.state.redis.aclose()
             await app.state.cache_redis.aclose()
 

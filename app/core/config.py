@@ -45,6 +45,11 @@ class Settings(WorkerSettings):
         default=100_000, ge=100, description="the job list's index keeps the newest this many "
                                              "jobs (trimmed on submit)")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_max_streams: int = Field(
+        default=200, ge=1, description="open event streams per API process; over it the "
+        "events route answers 503 (nothing else is refused)")
+    sse_max_streams_per_tenant: int | None = Field(
+        default=None, ge=1, description="open event streams per tenant (429 over it)")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503 answers")
     # Submission limits: specs beyond these are refused with 422 before anything is queued.
     max_steps: int = Field(default=5000, ge=1)

@@ -156,12 +156,14 @@ class _Load:
             t.join(20)
 
 
-def _api(ns: Namespace, log: pathlib.Path) -> tuple[subprocess.Popen[bytes], str]:
+def _api(ns: Namespace, log: pathlib.Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real uvicorn serving the app for ``ns`` on a free loopback port."""
     port = free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-             str(port), "--no-access-log"], cwd=ROOT, env=ns.env(OPTIM_LOG_LEVEL="WARNING"),
+             str(port), "--no-access-log"], cwd=ROOT,
+            env=ns.env(OPTIM_LOG_LEVEL="WARNING", **env),
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
 

@@ -11,8 +11,8 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
-from app.services.publish import choose_queue
 from app.core.problems import ProblemError
+from app.services.publish import choose_queue
 from tests.jobs_support import new_namespace
 from workers.jobstore import AsyncJobStore, JobKeys
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
@@ -19,7 +16,6 @@ from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.api.deps import SettingsDep
-from app.core.config import Settings
 from app.core.problems import ProblemError, validation_problem
 from app.core.unavailable import is_refusing_writes
 from app.schemas import examples
@@ -34,11 +30,11 @@ from app.schemas.jobs import (
     RangeTestJobRequest,
     TrialsJobRequest,
 )
+from app.services import events
 from app.services.jobs import JobOptions, JobService, Submission
 from app.services.limits import limit_problem, range_test_errors, trials_errors
 from app.services.publish import ServiceUnavailable
 from workers.jobstore import AsyncJobStore
-from workers.names import TERMINAL_STATUSES
 
 router = APIRouter(tags=["jobs"])
 
@@ -285,11 +281,6 @@ async def cancel_job(job_id: str, request: Request) -> JSONResponse:
                         status_code=202 if outcome == "requested" else 200)
 
 
-def _sse(event: str, data: str, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
-
-
 @router.get("/jobs/{job_id}/events", responses={**_ERRORS, 200: {
                 "description": "text/event-stream: `status` and `progress` events; the stream "
                                "ends after the final status event",
@@ -310,33 +301,9 @@ async def job_events(job_id: str, request: Request, settings: SettingsDep,
                            type_="validation-error",
                            errors=[{"field": "Last-Event-ID", "message": "invalid event id",
                                     "allowed": "an id: value from this stream, e.g. 1700-0"}])
-    return StreamingResponse(_event_stream(request, _service(request), job_id, start, settings),
-                             media_type="text/event-stream",
+    body = events.open_stream(request.app.state.events, job_id, start,
+                              get_job=_service(request).get,
+                              is_disconnected=request.is_disconnected,
+                              keepalive_s=settings.sse_keepalive_s)
+    return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _event_stream(request: Request, service: JobService, job_id: str, last: str,
-                        settings: Settings) -> AsyncIterator[str]:
-    store = service.store
-    sent_at = time.monotonic()
-    while True:
-        if await request.is_disconnected():
-            return
-        entries = await store.events(job_id, last, block_ms=1000)
-        for eid, fields in entries:
-            last = eid
-            sent_at = time.monotonic()
-            yield _sse(fields.get("event", "message"), fields.get("data", "{}"), eid)
-            if fields.get("event") == "status" and \
-                    json.loads(fields.get("data", "{}")).get("status") in TERMINAL_STATUSES:
-                return
-        if entries:
-            continue
-        # Through the service: a job whose worker was lost is failed here, which ends the stream.
-        rec = await service.get(job_id)
-        if rec is None or rec["status"] in TERMINAL_STATUSES:  # events trimmed or expired
-            yield _sse("status", json.dumps({"status": rec["status"] if rec else "expired"}))
-            return
-        if time.monotonic() - sent_at > settings.sse_keepalive_s:
-            sent_at = time.monotonic()
-            yield ": keep-alive\n\n"
