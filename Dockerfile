@@ -65,7 +65,8 @@ USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--timeout-graceful-shutdown", "20"]
+# GuardedHttp: each request must arrive whole within OPTIM_HTTP_READ_TIMEOUT_S (slowloris).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--http", "app.server:GuardedHttp", "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "20"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS worker

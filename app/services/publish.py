@@ -51,6 +51,11 @@ async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
     return names.CPU_QUEUE, "cpu"
 
 
+def _kwargs_summary(job_id: str, kind: str, device: str, generation: int) -> str:
+    return repr({"job_id": job_id, "kind": kind, "device": device, "generation": generation,
+                 "request": "<omitted: GET /v1/jobs/{id} has it>"})
+
+
 class JobPublisher:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -67,6 +72,9 @@ class JobPublisher:
                 names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=message_priority,
                 kwargs={"job_id": job_id, "request": request, "device": device,
                         "request_id": request_id, "generation": generation},
+                # What Flower (task events) shows instead of the kwargs: never the request
+                # body, which can be large and is the user's data.
+                argsrepr="()", kwargsrepr=_kwargs_summary(job_id, kind, device, generation),
                 headers={"request_id": request_id})
 
         try:
