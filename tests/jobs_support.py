@@ -308,3 +308,29 @@ class PrivateRabbitMQ:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def start_api(ns: Namespace, log: pathlib.Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real uvicorn (with the production read deadline) serving the app for ``ns`` on a free
+    loopback port; returns the process and its base URL."""
+    import httpx
+
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
+             str(port), "--http", "app.server:GuardedHttp", "--no-access-log"], cwd=ROOT,
+            env=ns.env(OPTIM_LOG_LEVEL="WARNING", **env), stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the API exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 60, 0.2, "the API to answer")
+    return proc, base

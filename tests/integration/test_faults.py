@@ -10,8 +10,6 @@ import os
 import pathlib
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,14 +25,13 @@ from app.core.config import Settings
 from app.main import create_app
 from tests.jobs_support import (
     JOBS_TEST_REDIS_URL,
-    ROOT,
     Namespace,
     PrivateRabbitMQ,
     PrivateRedis,
     WorkerProcess,
-    free_port,
     long_range_test,
     rabbitmq_server,
+    start_api,
     tiny_range_test,
     wait_until,
 )
@@ -156,34 +153,13 @@ class _Load:
             t.join(20)
 
 
-def _api(ns: Namespace, log: pathlib.Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A real uvicorn serving the app for ``ns`` on a free loopback port."""
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
-             str(port), "--no-access-log"], cwd=ROOT,
-            env=ns.env(OPTIM_LOG_LEVEL="WARNING", **env),
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_until(up, 60, 0.2, "the API to answer")
-    return proc, base
-
-
 def test_a_redis_restart_under_load_gives_503s_only_while_it_is_down(
         broker: str | None, tmp_path: pathlib.Path) -> None:
     server = PrivateRedis(tmp_path)
     server.start()
     ns = Namespace(server.url, "fault" + uuid.uuid4().hex[:6], broker_url=broker)
     worker = WorkerProcess(ns, concurrency=1, log_path=tmp_path / "worker.log")
-    api, base = _api(ns, tmp_path / "api.log")
+    api, base = start_api(ns, tmp_path / "api.log")
     try:
         worker.wait_ready(timeout=120)
         first = httpx.post(base + "/v1/jobs/lr-range-test", json=tiny_range_test(seed=1))

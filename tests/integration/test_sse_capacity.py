@@ -13,8 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.test_faults import _api
-from tests.jobs_support import JOBS_TEST_REDIS_URL, Namespace, tiny_range_test
+from tests.jobs_support import JOBS_TEST_REDIS_URL, Namespace, start_api, tiny_range_test
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +23,7 @@ CAP = 12
 def test_streams_over_the_cap_leave_ordinary_requests_alone(tmp_path) -> None:
     ns = Namespace(JOBS_TEST_REDIS_URL, uuid.uuid4().hex[:10])
     # No worker in this namespace: the jobs stay queued and their streams stay open.
-    api, base = _api(ns, tmp_path / "api.log", OPTIM_SSE_MAX_STREAMS=str(CAP),
+    api, base = start_api(ns, tmp_path / "api.log", OPTIM_SSE_MAX_STREAMS=str(CAP),
                      OPTIM_REDIS_MAX_CONNECTIONS="4")
 
     async def go() -> None:
