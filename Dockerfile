@@ -70,7 +70,8 @@ EXPOSE 8000
 ENV OPTIM_HOST=0.0.0.0
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD ["python", "-c", "import sys,urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--timeout-graceful-shutdown", "20"]
+# GuardedHttp: each request must arrive whole within OPTIM_HTTP_READ_TIMEOUT_S (slowloris).
+CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--http", "app.server:GuardedHttp", "--timeout-keep-alive", "5", "--timeout-graceful-shutdown", "20"]
 
 # ---------------------------------------------------------------------------------------------
 FROM base AS worker
@@ -82,7 +83,9 @@ USER 10001:10001
 # works while the pool is busy with a long job).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-m", "workers.healthcheck"]
-# Queues and concurrency come from the environment (see docker-compose.yml).
+# Queues and concurrency come from the environment (see docker-compose.yml). Each pool child
+# runs torch with cores // concurrency threads (workers.lifecycle reads the container's CPU
+# quota from cgroup v2); OPTIM_WORKER_TORCH_THREADS overrides it.
 CMD ["sh", "-c", "exec celery -A workers.celery_app worker --loglevel=INFO -Q \"${OPTIM_WORKER_QUEUES:-cpu}\" -c \"${OPTIM_WORKER_CONCURRENCY:-1}\" --max-tasks-per-child \"${OPTIM_WORKER_MAX_TASKS_PER_CHILD:-1}\" -n \"worker-${OPTIM_WORKER_QUEUES:-cpu}@%h\""]
 
 # ---------------------------------------------------------------------------------------------

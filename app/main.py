@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 import optim_core
@@ -21,10 +22,26 @@ from app.core.metrics import HttpMetrics
 from app.core.middleware import RequestContextMiddleware
 from app.schemas.jobs import ProgressEventData, RangeTestJobRequest, StatusEventData
 from app.services.advice_cache import AdviceCache
+from app.services.events import EventHub
 from app.services.jobs import JobService
 from app.services.publish import JobPublisher
 from optim_core.advice.models import AdviceRequest
-from workers.jobstore import AsyncJobStore
+from workers.jobstore import AsyncJobStore, JobKeys
+from workers.jobstore.clients import async_client
+
+log = logging.getLogger("app.reaper")
+
+
+async def _reap_forever(jobs: JobService, interval_s: float) -> None:
+    """Jobs of dead worker incarnations go back to the queue even if nobody polls them."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            handled = await jobs.reap_lost_workers()
+            if handled:
+                log.info("reaper: jobs of lost workers handled", extra={"jobs": handled})
+        except Exception as exc:  # Redis down: the next sweep tries again
+            log.warning("reaper sweep failed: %s", type(exc).__name__)
 
 log = logging.getLogger("app.main")
 
@@ -68,12 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Clients are created here, not at import: tests and workers build apps with other URLs.
-        app.state.redis = aioredis.Redis.from_url(
-            settings.redis_url, socket_timeout=settings.redis_socket_timeout_s,
-            socket_connect_timeout=settings.redis_socket_timeout_s, decode_responses=True)
-        app.state.cache_redis = aioredis.Redis.from_url(
-            settings.effective_cache_redis_url, socket_timeout=settings.redis_socket_timeout_s,
-            socket_connect_timeout=settings.redis_socket_timeout_s, decode_responses=True)
+        # Retries, health checks, timeouts and a bounded pool: workers.jobstore.clients.
+        app.state.redis = async_client(settings.redis_url,
+                                       timeout_s=settings.redis_socket_timeout_s,
+                                       max_connections=settings.redis_max_connections)
+        app.state.cache_redis = async_client(settings.effective_cache_redis_url,
+                                             timeout_s=settings.redis_socket_timeout_s,
+                                             max_connections=settings.redis_max_connections)
         # The advice cache holds its circuit-breaker state: one per app, over the cache Redis.
         app.state.advice_cache = AdviceCache(
             app.state.cache_redis, ttl_s=settings.advice_cache_ttl_s,
@@ -92,10 +110,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     burst=settings.rate_limit_burst,
                                     tenant_max_active=settings.tenant_max_active_jobs)
         await check_auth(settings, app.state.api_keys)
+        # SSE: one reader per job on a pool of its own, under a cap (app.services.events).
+        app.state.events = EventHub(
+            async_client(settings.redis_url,
+                         timeout_s=max(settings.redis_socket_timeout_s, 3.0),
+                         max_connections=settings.sse_max_streams + 1),
+            app.state.redis, JobKeys(settings.jobs_key_prefix),
+            max_streams=settings.sse_max_streams,
+            max_streams_per_tenant=settings.sse_max_streams_per_tenant,
+            retry_after_s=settings.retry_after_s)
+        reaper = asyncio.create_task(_reap_forever(app.state.jobs, settings.reaper_interval_s))
         try:
             yield
         finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
             publisher.close()
+            await app.state.events.aclose()
             await app.state.redis.aclose()
             await app.state.cache_redis.aclose()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+
+from workers.jobstore import JobKeys, live_worker_payloads
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 JOBS_TEST_REDIS_URL = os.environ.get("OPTIM_JOBS_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -49,6 +52,7 @@ class Namespace:
 
     redis_url: str
     uid: str
+    broker_url: str | None = None  # None: the broker is the Redis at redis_url
 
     @property
     def broker_prefix(self) -> str:
@@ -74,11 +78,14 @@ class Namespace:
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
             "OMP_NUM_THREADS": "1",
         })
+        if self.broker_url:
+            env["OPTIM_BROKER_URL"] = self.broker_url
         env.update(extra)
         return env
 
     def settings_kwargs(self) -> dict[str, Any]:
-        return {"redis_url": self.redis_url, "broker_key_prefix": self.broker_prefix,
+        return {"redis_url": self.redis_url, "broker_url": self.broker_url,
+                "broker_key_prefix": self.broker_prefix,
                 "jobs_key_prefix": self.jobs_prefix, "worker_heartbeat_ttl_s": 6,
                 "job_soft_time_limit_s": 120, "job_hard_time_limit_s": 150}
 
@@ -115,16 +122,20 @@ class WorkerProcess:
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 90) -> None:
-        client = redis.Redis.from_url(self.ns.redis_url)
-        key = f"{self.ns.jobs_prefix}worker:{self.hostname}"
+        """Until this process (its boot id, not just its hostname) beats; sets ``self.boot``."""
+        client = redis.Redis.from_url(self.ns.redis_url, decode_responses=True)
+        keys = JobKeys(self.ns.jobs_prefix)
 
-        def ready() -> bool:
+        def ready() -> str | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited ({self.proc.returncode}): {self.tail()}")
-            return bool(client.exists(key))
+            for beat in live_worker_payloads(client, keys, 3600):
+                if beat.get("hostname") == self.hostname and beat.get("pid") == self.proc.pid:
+                    return str(beat["boot"])
+            return None
 
         try:
-            wait_until(ready, timeout, 0.2, "the worker's heartbeat")
+            self.boot = wait_until(ready, timeout, 0.2, "the worker's heartbeat")
         finally:
             client.close()
 
@@ -224,3 +235,102 @@ def _pings(client: redis.Redis) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+
+
+def rabbitmq_server() -> str | None:
+    """The rabbitmq-server start script itself (not Debian's wrapper, which would switch to
+    the rabbitmq user and could not write our temporary directory), or None."""
+    for path in ("/usr/lib/rabbitmq/bin/rabbitmq-server", shutil.which("rabbitmq-server")):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of our own: its own node name, ports and data directory, so that tests
+    can restart it and never collide with the machine's RabbitMQ or a parallel run. Stop and
+    start keep its data (durable quorum queues and their messages survive)."""
+
+    def __init__(self, data_dir: pathlib.Path, consumer_timeout_ms: int = 3_900_000) -> None:
+        self.port, self.dist_port = free_port(), free_port()
+        self.node = f"optim{uuid.uuid4().hex[:8]}@localhost"
+        self.dir = data_dir
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            # Above the job hard time limit: RabbitMQ must not take a long job's delivery back.
+            f"consumer_timeout = {consumer_timeout_ms}\n"
+            "disk_free_limit.absolute = 1MB\n")  # a full shared disk must not block publishers
+        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "rabbitmq-env.conf").write_text("")
+
+    def _env(self) -> dict[str, str]:
+        d = str(self.dir)
+        return {**os.environ, "HOME": d, "RABBITMQ_NODENAME": self.node,
+                "RABBITMQ_NODE_PORT": str(self.port), "RABBITMQ_DIST_PORT": str(self.dist_port),
+                "RABBITMQ_MNESIA_BASE": f"{d}/mnesia", "RABBITMQ_LOG_BASE": f"{d}/log",
+                "RABBITMQ_CONFIG_FILE": f"{d}/rabbitmq", "RABBITMQ_CONF_ENV_FILE":
+                f"{d}/rabbitmq-env.conf", "RABBITMQ_ENABLED_PLUGINS_FILE": f"{d}/enabled_plugins",
+                "RABBITMQ_PID_FILE": f"{d}/rabbitmq.pid", "ERL_EPMD_ADDRESS": "127.0.0.1"}
+
+    def start(self, timeout: float = 90) -> None:
+        server = rabbitmq_server()
+        if server is None:
+            raise AssertionError("rabbitmq-server is not installed (scripts/test installs it)")
+        log = open(self.dir / "server.log", "ab")  # noqa: SIM115 (the child keeps it open)
+        self.proc = subprocess.Popen([server], env=self._env(), stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+        def accepting() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("rabbitmq-server exited: " + (
+                    self.dir / "server.log").read_text(errors="replace")[-3000:])
+            try:
+                import kombu
+
+                with kombu.Connection(self.url, connect_timeout=1) as conn:
+                    conn.connect()
+                return True
+            except Exception:
+                return False
+
+        wait_until(accepting, timeout, 0.3, "the private RabbitMQ to accept AMQP connections")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)  # a clean stop: queues and messages are kept
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def start_api(ns: Namespace, log: pathlib.Path, **env: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A real uvicorn (with the production read deadline) serving the app for ``ns`` on a free
+    loopback port; returns the process and its base URL."""
+    import httpx
+
+    port = free_port()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port",
+             str(port), "--http", "app.server:GuardedHttp", "--no-access-log"], cwd=ROOT,
+            env=ns.env(OPTIM_LOG_LEVEL="WARNING", **env), stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"the API exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            return httpx.get(base + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, 60, 0.2, "the API to answer")
+    return proc, base

@@ -119,3 +119,17 @@ def test_compose_file_validates() -> None:
     proc = subprocess.run(["docker-compose", "--profile", "gpu", "--profile", "flower", "config",
                            "-q"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_rabbitmq_is_the_broker_with_a_consumer_timeout_above_the_hard_limit(
+        compose: dict) -> None:
+    from workers.settings import WorkerSettings
+
+    rabbit = compose["services"]["rabbitmq"]
+    args = rabbit["environment"]["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"].split()
+    timeout_ms = int(args[args.index("consumer_timeout") + 1])
+    assert timeout_ms > WorkerSettings().job_hard_time_limit_s * 1000
+    for name in ("api", "worker-cpu", "worker-gpu", "flower"):
+        env = compose["services"][name]["environment"]
+        assert env["OPTIM_BROKER_URL"].startswith("amqp://"), name
+        assert "rabbitmq" in compose["services"][name]["depends_on"], name

@@ -16,25 +16,52 @@ from workers import names
 from workers.settings import WorkerSettings
 
 # kombu's Redis transport keeps one list per priority step; 0 is served first. The API's
-# priority (0..9, higher first) is mapped to ``9 - priority``.
+# priority (0..9, higher first) is mapped to ``9 - priority``. RabbitMQ serves the higher number
+# first, so it gets the API's priority as is.
 PRIORITY_STEPS: list[int] = list(range(10))
 DEFAULT_PRIORITY = 5
 
 
-def celery_config(s: WorkerSettings) -> dict[str, Any]:
-    """The Celery settings, each one there for a reason (see docs in the module and report)."""
-    transport = {
+def broker_priority(s: WorkerSettings, priority: int | None) -> int:
+    """The message priority for the API's ``priority`` (0..9, higher first) on this broker."""
+    if priority is None:
+        return DEFAULT_PRIORITY
+    return priority if s.broker_is_amqp else 9 - priority
+
+
+def _queues(s: WorkerSettings) -> list[Queue]:
+    if not s.broker_is_amqp:
+        return [Queue(names.CPU_QUEUE), Queue(names.GPU_QUEUE)]
+    # Quorum queues: replicated, durable, and an unacked message goes back the moment its
+    # consumer's connection dies. (RabbitMQ 4 quorum queues honour priorities in two levels,
+    # above 4 first; they refuse x-max-priority, so none is declared.)
+    return [Queue(n, queue_arguments={"x-queue-type": "quorum"}, durable=True)
+            for n in (names.CPU_QUEUE, names.GPU_QUEUE)]
+
+
+def _broker_options(s: WorkerSettings) -> dict[str, Any]:
+    if s.broker_is_amqp:
+        # Publisher confirms: a publish returns once RabbitMQ has the message.
+        return {"confirm_publish": True}
+    return {
         # Longer than the hard time limit, or a long job is redelivered while it still runs.
         "visibility_timeout": s.visibility_timeout_s,
         "global_keyprefix": s.broker_key_prefix,
         "socket_timeout": s.redis_socket_timeout_s,
         "socket_connect_timeout": s.redis_socket_timeout_s,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,  # a connection dropped by a restarted Redis is replaced
         "priority_steps": PRIORITY_STEPS,
     }
+
+
+def celery_config(s: WorkerSettings) -> dict[str, Any]:
+    """The Celery settings, each one there for a reason (see docs in the module and report)."""
     return {
-        "broker_url": s.redis_url,
+        "broker_url": s.effective_broker_url,
         "result_backend": s.redis_url,
-        "broker_transport_options": transport,
+        "broker_transport_options": _broker_options(s),
         "result_backend_transport_options": {
             "visibility_timeout": s.visibility_timeout_s,
             "global_keyprefix": s.broker_key_prefix,
@@ -57,11 +84,12 @@ def celery_config(s: WorkerSettings) -> dict[str, Any]:
         "worker_proc_alive_timeout": 120.0,
         "task_soft_time_limit": s.job_soft_time_limit_s,
         "task_time_limit": s.job_hard_time_limit_s,
-        "task_queues": [Queue(names.CPU_QUEUE), Queue(names.GPU_QUEUE)],
+        "task_queues": _queues(s),
         "task_default_queue": names.CPU_QUEUE,
         "task_create_missing_queues": False,
         "task_default_priority": DEFAULT_PRIORITY,
-        "task_queue_max_priority": 9,
+        "task_queue_max_priority": None if s.broker_is_amqp else 9,
+        "broker_heartbeat": 30 if s.broker_is_amqp else None,
         # Only applies to a *cold* shutdown (a second signal): running jobs get this long to
         # reach a step check. A warm shutdown (SIGTERM) does not wait on running jobs: the
         # worker sets its draining flag (workers.lifecycle) and they hand themselves back to

@@ -12,11 +12,12 @@ import sys
 import redis
 
 from workers.jobstore import JobKeys, heartbeat_age_ok, live_worker_payloads
+from workers.jobstore.clients import sync_client
 from workers.settings import WorkerSettings
 
 
 def healthy(settings: WorkerSettings, host: str) -> bool:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+    client = sync_client(settings.redis_url, timeout_s=3, retries=1)
     try:
         ttl = settings.worker_heartbeat_ttl_s
         return any(heartbeat_age_ok(beat, ttl)

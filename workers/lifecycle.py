@@ -2,8 +2,10 @@
 CUDA in the parent.
 
 The heartbeat is a thread started in ``worker_ready`` (the worker's main process) that refreshes
-``{jobs_key_prefix}worker:{hostname}`` (payload, with a TTL) and the hostname's score in the
-``{jobs_key_prefix}workers`` zset; the API reads live workers from the zset (no SCAN).
+``{jobs_key_prefix}worker:{boot}`` (payload, with a TTL) and the boot id's score in the
+``{jobs_key_prefix}workers`` zset; the API reads live workers from the zset (no SCAN). The boot
+id is new at each start of the main process (``worker_init``): liveness belongs to one
+incarnation, never to a hostname that a restarted worker reuses.
 
 Warm drain: Celery's warm shutdown (SIGTERM) waits for running jobs indefinitely and nothing asks
 them to stop, so an orchestrator's SIGKILL would leave them ``running`` with an unacked message
@@ -23,11 +25,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import uuid
 from typing import Any
 
 import redis
 from celery.signals import (
     setup_logging,
+    worker_init,
     worker_process_init,
     worker_ready,
     worker_shutdown,
@@ -35,6 +39,7 @@ from celery.signals import (
 )
 
 from workers import logs
+from workers.names import BOOT_ENV
 
 log = logging.getLogger("workers.lifecycle")
 
@@ -47,11 +52,64 @@ def _setup_logging(loglevel: Any = None, **_: Any) -> None:
     logs.configure(loglevel or "INFO")
 
 
+def torch_threads(explicit: int | None, concurrency: int, cores: int) -> int:
+    """Intra-op threads per pool child: ``explicit``, else ``cores // concurrency`` (at least 1).
+    Each child otherwise starts torch's default of one thread per core, and ``concurrency``
+    children oversubscribe the cores (20 jobs on 2 children × 2 threads took 5× as long)."""
+    return explicit if explicit else max(1, cores // max(1, concurrency))
+
+
+def _cores() -> int:
+    """Cores this process may use: its CPU affinity (taskset, cpusets), capped by a cgroup v2
+    CPU quota (``docker run --cpus``, a compose ``cpus:`` limit), which affinity does not show."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]  # noqa: SIM115
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+@worker_init.connect
+def _new_boot_id(**_: Any) -> None:
+    """A fresh id per start of the worker's main process (its incarnation), inherited by the
+    pool children: liveness is this id's heartbeat, not the hostname's — a worker SIGKILLed and
+    restarted under the same name (compose's ``worker-cpu@%h``) must not vouch for the jobs its
+    predecessor was running."""
+    os.environ[BOOT_ENV] = uuid.uuid4().hex
+
+
+@worker_init.connect
+def _size_child_threads(sender: Any = None, **_: Any) -> None:
+    """Main process, before the pool forks: the children inherit OMP_NUM_THREADS (read when
+    torch is imported, in the child) and set torch's thread count from it at warm-up. An
+    OMP_NUM_THREADS set by the operator wins unless OPTIM_WORKER_TORCH_THREADS is set."""
+    from workers.runtime import settings
+
+    if settings.worker_torch_threads is None and os.environ.get("OMP_NUM_THREADS"):
+        return
+    concurrency = int(getattr(sender, "concurrency", 0) or 1)
+    n = torch_threads(settings.worker_torch_threads, concurrency, _cores())
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    log.info("torch threads per pool child", extra={"threads": n, "concurrency": concurrency})
+
+
 @worker_process_init.connect
 def _warm_up_child(**_: Any) -> None:
     """Pool child, after the fork and before its first job (see the module docstring)."""
     try:
-        from optim_core.training.experiment import warm_up  # torch: pool children only
+        import torch  # pool children only
+
+        threads = os.environ.get("OMP_NUM_THREADS")
+        if threads and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))
+        from optim_core.training.experiment import warm_up
 
         warm_up()
     except Exception:  # a child that cannot warm up still runs jobs, as it would have cold
@@ -59,13 +117,13 @@ def _warm_up_child(**_: Any) -> None:
 
 
 def _client(timeout_s: float) -> redis.Redis:
+    from workers.jobstore.clients import sync_client
     from workers.runtime import settings
 
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=timeout_s,
-                                socket_connect_timeout=timeout_s)
+    return sync_client(settings.redis_url, timeout_s=timeout_s)
 
 
-def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
+def _heartbeat_loop(client: redis.Redis, boot: str, payload: dict[str, Any],
                     ttl: int) -> None:
     from workers.jobstore import JobKeys, write_heartbeat
     from workers.runtime import settings
@@ -74,7 +132,7 @@ def _heartbeat_loop(client: redis.Redis, hostname: str, payload: dict[str, Any],
     interval = max(1.0, ttl / 3)
     while not _stop.is_set():
         try:
-            write_heartbeat(client, keys, hostname, payload, ttl)
+            write_heartbeat(client, keys, boot, payload, ttl)
         except redis.RedisError as exc:  # keep beating; /readyz reports the gap
             log.warning("heartbeat failed: %s", exc)
         _stop.wait(interval)
@@ -87,6 +145,7 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
     from workers.runtime import settings
 
     hostname = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
+    boot = os.environ.setdefault(BOOT_ENV, uuid.uuid4().hex)
     queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
     client = _client(settings.redis_socket_timeout_s)
     # A worker restarted under the same name must not inherit its predecessor's drain.
@@ -96,11 +155,11 @@ def _start_heartbeat(sender: Any = None, **_: Any) -> None:
         log.warning("could not clear a stale draining flag: %s", exc)
     from workers.plugins import installed_plugins
 
-    payload = {"hostname": hostname, "queues": queues, "pid": os.getpid(),
+    payload = {"hostname": hostname, "boot": boot, "queues": queues, "pid": os.getpid(),
                "plugins": installed_plugins()}
     _stop.clear()
     _thread = threading.Thread(target=_heartbeat_loop, name="optim-heartbeat", daemon=True,
-                               args=(client, hostname, payload, settings.worker_heartbeat_ttl_s))
+                               args=(client, boot, payload, settings.worker_heartbeat_ttl_s))
     _thread.start()
     log.info("worker ready", extra={"hostname": hostname, "queues": queues})
 
@@ -134,11 +193,11 @@ def _stop_heartbeat(sender: Any = None, **_: Any) -> None:
     from workers.runtime import settings
 
     _stop.set()
-    hostname = getattr(sender, "hostname", None)
-    if hostname:
+    boot = os.environ.get(BOOT_ENV)
+    if boot:
         try:
             client = _client(2.0)
-            forget_worker(client, JobKeys(settings.jobs_key_prefix), hostname)
+            forget_worker(client, JobKeys(settings.jobs_key_prefix), boot)
             client.close()
         except redis.RedisError:
             pass

@@ -23,3 +23,6 @@ ALL_STATUSES: Final = ("queued", "running", "succeeded", "failed", "cancelled")
 
 # Bump when the shape of a stored job result changes: it is part of every job's cache key.
 RESULT_SCHEMA_VERSION: Final = "2"  # 2: typed, flat results (optim_core.specs.results)
+# The environment variable carrying a worker incarnation's boot id from its main process (which
+# sets it at start) to its pool children.
+BOOT_ENV: Final = "OPTIM_WORKER_BOOT_ID"

@@ -16,6 +16,10 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPTIM_", env_file=None, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str | None = Field(
+        default=None, description="Celery broker; defaults to redis_url. An amqp:// URL "
+        "(RabbitMQ) redelivers a dead worker's job at once, with no visibility timeout; Redis "
+        "stays the job store and cache either way")
     broker_key_prefix: str = Field(default="", description="kombu global_keyprefix for the broker")
     jobs_key_prefix: str = Field(default="optim:", description="prefix of job-store keys")
     job_soft_time_limit_s: int = Field(default=3300, ge=1)
@@ -28,6 +32,9 @@ class WorkerSettings(BaseSettings):
     job_active_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
     job_cancel_poll_s: float = Field(default=0.5, gt=0)
     worker_heartbeat_ttl_s: int = Field(default=30, ge=2)
+    reaper_interval_s: float = Field(
+        default=15.0, gt=0, description="the API's sweep for jobs of dead worker incarnations: "
+        "such a job is queued again within heartbeat TTL + this (45 s by default)")
     worker_soft_shutdown_timeout_s: float = Field(default=60.0, ge=0)
     worker_drain_ttl_s: int = Field(
         default=600, ge=10, description="lifetime of a shutting-down worker's draining flag "
@@ -36,6 +43,9 @@ class WorkerSettings(BaseSettings):
         default=8, ge=1, description="tries of a job's final write (backoff 0.5 s doubling to "
                                      "10 s, about a minute in all) before giving up on it")
     redis_socket_timeout_s: float = Field(default=5.0, gt=0)
+    worker_torch_threads: int | None = Field(
+        default=None, ge=1, description="torch intra-op threads per pool child; default: the "
+                                        "cores this worker may use // its concurrency")
     max_params: int = Field(default=50_000_000, ge=1,
                             description="checked again on the built model (registered plug-ins)")
 
@@ -46,6 +56,14 @@ class WorkerSettings(BaseSettings):
         if self.visibility_timeout_s <= self.job_hard_time_limit_s:
             raise ValueError("broker_visibility_timeout_s must exceed job_hard_time_limit_s")
         return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or self.redis_url
+
+    @property
+    def broker_is_amqp(self) -> bool:
+        return self.effective_broker_url.split("://", 1)[0] in ("amqp", "amqps", "pyamqp")
 
     @property
     def visibility_timeout_s(self) -> int:

@@ -4,6 +4,7 @@ module level, so the worker's parent process never initialises CUDA."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -20,6 +21,8 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded, TimeLimitExceeded
 from workers import logs, names
 from workers.celery_app import app
 from workers.jobstore import JobStore
+from workers.jobstore.clients import sync_client
+from workers.names import BOOT_ENV
 from workers.problems import from_exception, problem
 from workers.results import job_result
 from workers.runtime import settings
@@ -34,10 +37,7 @@ def get_store() -> JobStore:
     """One store per process (pool children are forked: never share a parent's connections)."""
     global _store
     if _store is None or _store[0] != os.getpid():
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True,
-                                      socket_timeout=settings.redis_socket_timeout_s,
-                                      socket_connect_timeout=settings.redis_socket_timeout_s,
-                                      health_check_interval=30)
+        client = sync_client(settings.redis_url, timeout_s=settings.redis_socket_timeout_s)
         _store = (os.getpid(), JobStore(client, settings.jobs_key_prefix,
                                         result_ttl_s=settings.job_result_ttl_s))
     return _store[1]
@@ -145,13 +145,13 @@ _TRANSIENT = (redis.ConnectionError, redis.TimeoutError)
 BEGIN_MAX_RETRIES = 5
 
 
-def _begin_phase(task: Task, store: JobStore, job_id: str, worker: str, generation: int
-                 ) -> Any:
+def _begin_phase(task: Task, store: JobStore, job_id: str, worker: str, generation: int,
+                 boot: str) -> Any:
     """Start the job, or retry the *task* on a Redis blip. Only this phase retries the task:
     nothing has been trained yet, and the record's delivery count bounds the starts anyway."""
     try:
         return store.begin(job_id, max_deliveries=settings.job_max_deliveries, worker=worker,
-                           pid=os.getpid(), generation=generation)
+                           pid=os.getpid(), generation=generation, boot=boot)
     except _TRANSIENT as exc:
         retries = getattr(task.request, "retries", 0) or 0
         log.warning("job store unreachable at start; retrying the task", extra={
@@ -228,7 +228,23 @@ def _run_job(task: Task, job_id: str, kind: str, request: dict[str, Any], device
              generation: int) -> dict[str, Any]:
     store = get_store()
     worker = task.request.hostname or socket.gethostname()
-    begin = _begin_phase(task, store, job_id, worker, generation)
+    boot = boot_id() or worker
+    try:
+        return _run_started(task, store, job_id, kind, request, device, generation, worker, boot)
+    finally:
+        with contextlib.suppress(redis.RedisError):  # else the reaper's sweep drops it later
+            store.forget_job(boot, job_id)  # ended, handed back or never started here
+
+
+def boot_id() -> str | None:
+    """This worker incarnation's id, set by its main process at start (workers.lifecycle) and
+    inherited by its pool children."""
+    return os.environ.get(BOOT_ENV)
+
+
+def _run_started(task: Task, store: JobStore, job_id: str, kind: str, request: dict[str, Any],
+                 device: str, generation: int, worker: str, boot: str) -> dict[str, Any]:
+    begin = _begin_phase(task, store, job_id, worker, generation, boot)
     if begin.action in ("missing", "skip"):
         log.info("job not started", extra={"reason": begin.action, "status": begin.detail})
         return {"job_id": job_id, "status": begin.detail or "missing"}

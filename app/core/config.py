@@ -28,6 +28,9 @@ class Settings(WorkerSettings):
         default=None, description="Cache Redis; defaults to redis_url when unset.")
     # The API fails fast (503) rather than waiting on a slow Redis; workers wait longer.
     redis_socket_timeout_s: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(
+        default=50, ge=2, description="per Redis, per API process; SSE streams do not use it "
+                                      "(they share one reader per job on a pool of their own)")
 
     # --- Advice ------------------------------------------------------------------------------
     advice_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
@@ -48,6 +51,11 @@ class Settings(WorkerSettings):
         default=100_000, ge=100, description="the job list's index keeps the newest this many "
                                              "jobs (trimmed on submit)")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
+    sse_max_streams: int = Field(
+        default=200, ge=1, description="open event streams per API process; over it the "
+        "events route answers 503 (nothing else is refused)")
+    sse_max_streams_per_tenant: int | None = Field(
+        default=None, ge=1, description="open event streams per tenant (429 over it)")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503 answers")
     # Submission limits: specs beyond these are refused with 422 before anything is queued.
     max_steps: int = Field(default=5000, ge=1)
@@ -55,6 +63,10 @@ class Settings(WorkerSettings):
         default=20_000, ge=1, description="trials: candidates × steps (+ the range tests that "
                                           "measure the centre LR) per job")
     max_batch_size: int = Field(default=4096, ge=1)
+    max_samples: int = Field(
+        default=20_000_000, ge=1, description="work per job, in samples through the model: "
+        "steps × accumulation_steps × batch_size plus validation, over every phase (about "
+        "5000 steps at batch 4096)")
     max_memory_mb: int = Field(default=8192, ge=1)
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
 

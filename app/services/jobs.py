@@ -10,8 +10,11 @@ Rules (documented in the OpenAPI descriptions too):
   ``deduplicated: true``); once it succeeded, its stored result comes back at once (200,
   ``cached: true``) until it expires (``job_result_ttl_s``). ``force: true`` always runs a new job
   (which then owns the key). A failed or cancelled job releases the key (compare-and-delete).
-* A running job whose worker stopped beating (its machine or main process died) is re-queued when
-  it is next read, under a new *generation*, and published again at once: another worker runs it
+* A running job whose worker *incarnation* stopped beating (its machine or main process died;
+  liveness is per boot id, so a worker restarted under the same name does not count) is
+  re-queued when it is next read, or by the reaper's sweep (:meth:`JobService.reap_lost_workers`,
+  every ``reaper_interval_s`` in each API process) within heartbeat TTL + one interval, under a
+  new *generation*, and published again at once: another worker runs it
   without waiting for the broker's visibility timeout. Its lost delivery counts, so a job that
   keeps killing whole workers fails after ``job_max_deliveries`` (``worker-lost``). Messages and
   writes of an older generation are refused by the job store.
@@ -121,7 +124,7 @@ class JobService:
             type_="worker-lost", worker=worker, max_deliveries=self.max_deliveries).to_dict()
         outcome, detail = await self.store.reap_if_worker_lost(
             job_id, worker, record.get("claim_key") or "", doc,
-            max_deliveries=self.max_deliveries)
+            max_deliveries=self.max_deliveries, boot=record.get("boot"))
         if outcome == "requeued":
             log.warning("worker lost: job queued again", extra={
                 "job_id": job_id, "worker": worker, "generation": int(detail)})
@@ -134,6 +137,23 @@ class JobService:
         else:
             return record
         return await self.store.get(job_id)
+
+    async def reap_lost_workers(self) -> int:
+        """One sweep of the reaper: every job started by a worker incarnation that stopped
+        beating is re-queued (or failed as lost) through :meth:`get`, whether or not anyone
+        polls it. Returns the number of jobs handled. Safe to run in several API processes at
+        once: each state change is one guarded script."""
+        handled = 0
+        for boot in await self.store.dead_workers(self.heartbeat_ttl_s):
+            job_ids = await self.store.worker_jobs(boot)
+            done: list[str] = []
+            for job_id in job_ids:
+                rec = await self.get(job_id)
+                if rec is None or rec["status"] != "running" or rec.get("boot") != boot:
+                    done.append(job_id)
+            handled += len(done)
+            await self.store.forget_dead_worker(boot, done)
+        return handled
 
     async def cancel(self, job_id: str) -> tuple[str, dict[str, Any] | None]:
         outcome = await self.store.request_cancel(job_id)

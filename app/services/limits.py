@@ -1,7 +1,14 @@
-"""Refuse at submission what would not fit: parameters, steps, batch size, memory (torch-free).
+"""Refuse at submission what would not fit: parameters, steps, batch size, memory and the work
+itself (torch-free).
 
 Uses the analytic ``ExperimentSpec.param_count()`` / ``estimate_memory_bytes()``; registered
 plug-in models have no analytic size (None) and are checked by the worker after building.
+
+Steps alone do not bound a job: 5000 optimizer steps × 1024 accumulated micro-batches is hours of
+training. The work budget counts what the job pushes through the model, in samples: every
+optimizer step × its accumulated micro-batches × the batch size, every validation pass, and
+every phase of a trials job (the range tests that measure a centre LR, each candidate's run and
+its evaluations). One budget, ``max_samples``, for both kinds.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from app.core.config import Settings
 from app.core.problems import ProblemError
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.range_test import RangeTestConfig
 
 MB = 1024 * 1024
 
@@ -48,10 +56,42 @@ def _steps_error(field: str, steps: int, s: Settings) -> list[dict[str, Any]]:
              "message": f"{steps} steps exceed the limit max_steps={s.max_steps}"}]
 
 
+def range_test_samples(config: RangeTestConfig, batch_size: int) -> int:
+    """Samples a range test pushes through the model: each step's accumulated micro-batches,
+    plus the fixed validation batches every ``val_every`` steps."""
+    train = config.num_steps * config.accumulation_steps * batch_size
+    val = (config.num_steps // config.val_every) * config.val_batches * batch_size
+    return train + val
+
+
+def trials_samples(spec: TrialsJobSpec) -> int:
+    """Samples of a whole trials job: the range tests that measure the centre LR (one per default
+    optimizer, with RangeTestConfig's defaults, as optim_core.training.trials runs them), each
+    candidate's steps and each of its evaluations."""
+    c, batch = spec.config, spec.experiment.batch_size
+    names = list(c.default_optimizers)
+    n_trials = len(c.candidates) if c.candidates else len(names) * len(c.lr_factors)
+    per_trial = c.steps * batch + (c.steps // c.eval_every) * c.val_batches * batch
+    measure = (len(names) * range_test_samples(RangeTestConfig(num_steps=c.range_test_steps),
+                                               batch) if _measuring(spec) else 0)
+    return n_trials * per_trial + measure
+
+
+def _work_error(field: str, samples: int, what: str, s: Settings) -> list[dict[str, Any]]:
+    if samples <= s.max_samples:
+        return []
+    return [{"field": field, "value": samples, "allowed": f"<= {s.max_samples} samples",
+             "message": f"the job would push {samples} samples through the model ({what}), "
+                        f"over the limit max_samples={s.max_samples}"}]
+
+
 def range_test_errors(spec: RangeTestJobSpec, s: Settings) -> list[dict[str, Any]]:
     opt = [spec.optimizer.name] if spec.optimizer is not None else ["adamw"]
+    samples = range_test_samples(spec.config, spec.experiment.batch_size)
     return (_experiment_errors(spec.experiment, opt, s)
-            + _steps_error("config.num_steps", spec.config.num_steps, s))
+            + _steps_error("config.num_steps", spec.config.num_steps, s)
+            + _work_error("config.num_steps", samples, "steps × accumulation_steps × batch_size "
+                          "+ validation batches", s))
 
 
 def _measuring(spec: TrialsJobSpec) -> bool:
@@ -81,6 +121,9 @@ def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
                        "allowed": f"<= {s.max_total_steps} steps in all",
                        "message": f"{total} training steps in all ({what}) exceed the limit "
                                   f"max_total_steps={s.max_total_steps}"})
+    errors += _work_error("config.steps", trials_samples(spec),
+                          "every phase: range tests, candidates × steps × batch_size, "
+                          "evaluations", s)
     return errors
 
 

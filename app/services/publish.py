@@ -15,8 +15,9 @@ import anyio
 from celery import Celery
 
 from app.core.config import Settings
+from app.core.problems import ProblemError
 from workers import names
-from workers.config import DEFAULT_PRIORITY, create_celery
+from workers.config import broker_priority, create_celery
 from workers.jobstore import AsyncJobStore, heartbeat_age_ok
 
 log = logging.getLogger("app.publish")
@@ -26,37 +27,54 @@ class ServiceUnavailable(Exception):
     """The broker or the job store did not answer in time."""
 
 
-async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
-                       ) -> tuple[str, str]:
+async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float,
+                       retry_after_s: int = 30) -> tuple[str, str]:
     """(queue, device for the worker). ``auto`` goes to the gpu queue only while a live worker
-    consumes it; otherwise it runs on the cpu queue, as ``cpu``."""
+    consumes it; otherwise it runs on the cpu queue, as ``cpu``. ``cuda`` without a live GPU
+    worker is refused (503 ``no-gpu-worker``, saying why) rather than queued to wait for ever."""
     if device == "cpu":
         return names.CPU_QUEUE, "cpu"
-    if device == "cuda":
-        return names.GPU_QUEUE, "cuda"
     workers = await store.live_workers(heartbeat_ttl_s)
-    if any(names.GPU_QUEUE in w.get("queues", []) and heartbeat_age_ok(w, heartbeat_ttl_s)
-           for w in workers):
+    gpu_live = any(names.GPU_QUEUE in w.get("queues", []) and heartbeat_age_ok(w, heartbeat_ttl_s)
+                   for w in workers)
+    if gpu_live:
         return names.GPU_QUEUE, "cuda"
+    if device == "cuda":
+        raise ProblemError(
+            503, "No GPU worker is available",
+            f"device 'cuda' needs a live worker consuming the '{names.GPU_QUEUE}' queue, and "
+            f"none has sent a heartbeat in the last {heartbeat_ttl_s:g} s, so the job would "
+            "wait with nothing to run it; submit it with device 'auto' (it then runs on a CPU "
+            "worker) or again once a GPU worker is up", type_="no-gpu-worker",
+            headers={"Retry-After": str(retry_after_s)}, device=device,
+            queue=names.GPU_QUEUE)
     return names.CPU_QUEUE, "cpu"
+
+
+def _kwargs_summary(job_id: str, kind: str, device: str, generation: int) -> str:
+    return repr({"job_id": job_id, "kind": kind, "device": device, "generation": generation,
+                 "request": "<omitted: GET /v1/jobs/{id} has it>"})
 
 
 class JobPublisher:
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.celery: Celery = create_celery(settings)  # Settings is-a WorkerSettings
         self.timeout_s = settings.job_publish_timeout_s
 
     async def publish(self, *, kind: str, job_id: str, request: dict[str, Any], device: str,
                       queue: str, priority: int | None, request_id: str | None,
                       generation: int = 0) -> None:
-        # kombu's Redis transport serves priority 0 first: map the API's "higher first" onto it.
-        broker_priority = 9 - priority if priority is not None else DEFAULT_PRIORITY
+        message_priority = broker_priority(self.settings, priority)
 
         def send() -> None:
             self.celery.send_task(
-                names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=broker_priority,
+                names.TASK_BY_KIND[kind], task_id=job_id, queue=queue, priority=message_priority,
                 kwargs={"job_id": job_id, "request": request, "device": device,
                         "request_id": request_id, "generation": generation},
+                # What Flower (task events) shows instead of the kwargs: never the request
+                # body, which can be large and is the user's data.
+                argsrepr="()", kwargsrepr=_kwargs_summary(job_id, kind, device, generation),
                 headers={"request_id": request_id})
 
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -28,15 +28,16 @@ OVERFIT_RISE = 0.05      # validation loss 5 % above its minimum while training 
 LR_DOWN_NAN, LR_DOWN, LR_UP = 0.1, 1 / 3, 3.0
 
 _Loss = float | None  # None = a non-finite value the logger could not write as a number
+_Step = Annotated[int, Field(ge=0, le=10**15)]  # a float's exact integers: the trend fit is safe
 
 
 class TrainingLog(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     loss: list[_Loss] = Field(min_length=4, max_length=MAX_POINTS)
-    steps: list[int] | None = Field(default=None, validate_default=True)
+    steps: list[_Step] | None = Field(default=None, validate_default=True)
     val_loss: list[_Loss] | None = Field(default=None, max_length=MAX_POINTS)
-    val_steps: list[int] | None = Field(default=None, validate_default=True)
+    val_steps: list[_Step] | None = Field(default=None, validate_default=True)
     lr: list[float] | None = Field(default=None, validate_default=True)
     grad_norm: list[_Loss] | None = Field(default=None, validate_default=True)
     weight_decay: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -76,6 +77,19 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
+def _unit(xs: list[float]) -> float:
+    """The power of two that brings the largest ``|x|`` into [0.5, 2) (1.0 for all zeros).
+
+    The statistics below are relative (ratios, shares, t statistics), so they are computed in
+    this unit: dividing by a power of two is exact, and differences and sums of squares of
+    losses near the float maximum (1e308) can no longer overflow, nor ratios over a level near
+    the smallest float."""
+    top = max((abs(x) for x in xs), default=0.0)
+    if top == 0:
+        return 1.0
+    return math.ldexp(1.0, min(math.frexp(top)[1], 1023))  # 2**1024 itself would overflow
+
+
 def _smooth(xs: list[float], w: int) -> list[float]:
     """Running median over a centred window: robust to single spikes."""
     h = w // 2
@@ -83,7 +97,7 @@ def _smooth(xs: list[float], w: int) -> list[float]:
 
 
 def _lr_change(log: TrainingLog, idx: int, factor: float) -> dict[str, Any]:
-    if log.lr:
+    if log.lr and math.isfinite(log.lr[idx] * factor):  # an LR near 1e308 × 3 would not be
         cur = log.lr[idx]
         return {"lr": {"from": cur, "to": cur * factor}}
     return {"lr_factor": factor}
@@ -115,7 +129,9 @@ def diagnose(log: TrainingLog) -> Diagnosis:
     if nan:
         findings.append(nan)
     idx = [i for i, x in enumerate(log.loss) if _finite(x)]
-    ys = [float(log.loss[i]) for i in idx]  # type: ignore[arg-type]
+    raw = [float(log.loss[i]) for i in idx]  # type: ignore[arg-type]
+    unit = _unit(raw)
+    ys = [y / unit for y in raw]  # the statistics below are relative: the unit cancels out
     if len(ys) >= 4:
         w = max(3, len(ys) // 20) | 1
         sm = _smooth(ys, w)
@@ -128,17 +144,18 @@ def diagnose(log: TrainingLog) -> Diagnosis:
                      > (DIVERGE_RATIO - 1) * abs(sm[lo_i]))
             findings.append(Finding(
                 kind="divergence", rule_ids=["O7.5", "O7.4"],
-                summary=f"loss rose from its minimum {sm[lo_i]:.4g} (step {steps[idx[lo_i]]}) "
-                f"to {sm[-1]:.4g}: lower the LR × {LR_DOWN:.3g} and check clipping",
-                evidence={"min_step": steps[idx[lo_i]], "min_loss": sm[lo_i],
-                          "rise_step": steps[idx[j]], "end_loss": sm[-1]},
+                summary=f"loss rose from its minimum {sm[lo_i] * unit:.4g} (step "
+                f"{steps[idx[lo_i]]}) to {sm[-1] * unit:.4g}: lower the LR × {LR_DOWN:.3g} and "
+                "check clipping",
+                evidence={"min_step": steps[idx[lo_i]], "min_loss": sm[lo_i] * unit,
+                          "rise_step": steps[idx[j]], "end_loss": sm[-1] * unit},
                 change={**_lr_change(log, idx[j], LR_DOWN), "clip_norm": 1.0}))
         # oscillation: successive differences flip sign often and the residual is large
         diffs = [b - a for a, b in itertools.pairwise(ys)]
         flips = sum(1 for a, b in itertools.pairwise(diffs) if a * b < 0)
         flip_share = flips / max(1, len(diffs) - 1)
         resid = statistics.pstdev([y - s for y, s in zip(ys, sm, strict=True)])
-        level = statistics.fmean(abs(s) for s in sm) or 1e-12
+        level = max(statistics.fmean(abs(s) for s in sm), 1e-12)  # in the unit: max |y| ~ 1
         if flip_share > OSC_SIGN_FLIPS and resid / level > OSC_REL_NOISE:
             change = _lr_change(log, idx[-1], 0.5)
             if log.batch_size:
@@ -160,15 +177,17 @@ def diagnose(log: TrainingLog) -> Diagnosis:
         improving = slope_t <= -PLATEAU_SLOPE_T and trend >= PLATEAU_MIN_TREND
         if gain < PLATEAU_GAIN and not improving and not any(
                 f.kind in ("divergence", "oscillation") for f in findings):
-            findings.append(_plateau(log, steps, idx, sm, gain, slope_t, trend))
-    over = _overfit(log, idx, ys)
+            findings.append(_plateau(log, steps, idx, [v * unit for v in sm], gain, slope_t,
+                                     trend))
+    over = _overfit(log, raw)
     if over:
         findings.append(over)
     if not findings:
         findings.append(Finding(
             kind="healthy", rule_ids=["O7.5", "W8"],
             summary="loss falls steadily and no rule of O7.5/W8 fires; keep the settings",
-            evidence={"start_loss": ys[0] if ys else None, "end_loss": ys[-1] if ys else None},
+            evidence={"start_loss": raw[0] if raw else None,
+                      "end_loss": raw[-1] if raw else None},
             change={}))
     return Diagnosis(findings=findings)
 
@@ -213,7 +232,7 @@ def _plateau(log: TrainingLog, steps: list[int], idx: list[int], sm: list[float]
         evidence=evidence, change=_lr_change(log, idx[-1], LR_UP))
 
 
-def _overfit(log: TrainingLog, idx: list[int], ys: list[float]) -> Finding | None:
+def _overfit(log: TrainingLog, ys: list[float]) -> Finding | None:
     if not log.val_loss or len(log.val_loss) < 3:
         return None
     vsteps = log.val_steps or list(range(len(log.val_loss)))
@@ -223,7 +242,9 @@ def _overfit(log: TrainingLog, idx: list[int], ys: list[float]) -> Finding | Non
     best_s, best_v = min(vals, key=lambda p: p[1])
     end_s, end_v = vals[-1]
     train_falling = len(ys) >= 2 and ys[-1] < ys[0]
-    if end_s == best_s or end_v <= best_v * (1 + OVERFIT_RISE) or not train_falling:
+    vunit = _unit([v for _, v in vals])  # best × 1.05 must not overflow near the float maximum
+    if end_s == best_s or end_v / vunit <= best_v / vunit * (1 + OVERFIT_RISE) \
+            or not train_falling:
         return None
     change: dict[str, Any] = {}
     if log.weight_decay:

@@ -52,7 +52,9 @@ MAX_SEQ_LEN = 4_096
 # Plug-in names and option keys: identifiers only, so they are safe in logs, keys and URLs.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
 
-Scalar = str | int | float | bool | None
+# A finite float: NaN or ±inf in a plug-in's options is refused with a 422 naming the option
+# (a non-finite number has no JSON form to store, hash or pass on to the plug-in).
+Scalar = str | int | Annotated[float, Field(allow_inf_nan=False)] | bool | None
 Options = Annotated[dict[Annotated[str, Field(pattern=NAME_PATTERN)], Scalar],
                     Field(max_length=32)]
 

@@ -10,6 +10,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from tests.jobs_support import Namespace, tiny_range_test, tiny_trials
+from workers.jobstore import JobKeys
 
 pytestmark = pytest.mark.integration
 PROBLEM = "application/problem+json"
@@ -119,7 +120,7 @@ def test_trials_over_the_total_step_budget_are_refused(client: TestClient) -> No
 def test_a_partial_job_record_is_404_not_an_error(client: TestClient, ns: Namespace,
                                                   store: redis.Redis) -> None:
     job_id = uuid.uuid4().hex
-    key = f"{ns.jobs_prefix}job:{job_id}"
+    key = JobKeys(ns.jobs_prefix).job(job_id)
     store.hset(key, mapping={"progress": '{"step": 1, "total": 2}', "updated_at": "x"})
     store.expire(key, 60)
     for method in ("GET", "DELETE"):

@@ -26,6 +26,7 @@ from tests.jobs_support import (
     tiny_trials,
     wait_until,
 )
+from workers.jobstore import JobKeys
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +202,7 @@ def _running_pid(client: TestClient, job_id: str, delivery: int) -> int | None:
     if rec["status"] == "running" and rec["deliveries"] == delivery and rec.get("progress"):
         store = redis.Redis.from_url(client.app.state.settings.redis_url, decode_responses=True)
         try:
-            pid = store.hget(f"{client.app.state.settings.jobs_key_prefix}job:{job_id}", "pid")
+            pid = store.hget(JobKeys(client.app.state.settings.jobs_key_prefix).job(job_id), "pid")
         finally:
             store.close()
         return int(pid) if pid else None

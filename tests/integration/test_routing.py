@@ -11,6 +11,7 @@ import anyio
 import pytest
 import redis.asyncio as aioredis
 
+from app.core.problems import ProblemError
 from app.services.publish import choose_queue
 from tests.jobs_support import new_namespace
 from workers.jobstore import AsyncJobStore, JobKeys
@@ -31,21 +32,25 @@ def test_auto_routes_to_gpu_only_with_a_live_gpu_worker() -> None:
                 {"hostname": host, "queues": queues, "ts": ts}), ex=30)
             await client.zadd(keys.workers, {host: int(ts * 1000)})
 
-        out = [await choose_queue("auto", store, 30), await choose_queue("cpu", store, 30),
-               await choose_queue("cuda", store, 30)]
+        out = [await choose_queue("auto", store, 30), await choose_queue("cpu", store, 30)]
+        with pytest.raises(ProblemError) as refused:  # no GPU worker: refused, not parked
+            await choose_queue("cuda", store, 30)
+        assert refused.value.status == 503 and "no-gpu-worker" in refused.value.type
         await beat("w-cpu@h", ["cpu"], time.time())
         out.append(await choose_queue("auto", store, 30))
         await beat("w-gpu@h", ["gpu"], time.time() - 120)
         out.append(await choose_queue("auto", store, 30))  # stale heartbeat: not live
-        pruned = await client.zscore(keys.workers, "w-gpu@h") is None
+        # A stale incarnation stays in the zset until the reaper has handled its jobs.
+        kept = await client.zscore(keys.workers, "w-gpu@h") is not None
         await beat("w-gpu@h", ["gpu"], time.time())
         out.append(await choose_queue("auto", store, 30))
+        out.append(await choose_queue("cuda", store, 30))
         # A payload key without a zset member is invisible: readers never SCAN for keys.
         await client.set(keys.worker("w-orphan@h"), json.dumps(
             {"hostname": "w-orphan@h", "queues": ["gpu"], "ts": time.time()}), ex=30)
         hosts = sorted(w["hostname"] for w in await store.live_workers(30))
         await client.aclose()
-        assert pruned, "a stale worker stays in the workers zset"
+        assert kept, "a stale worker left the zset before the reaper saw it"
         assert hosts == ["w-cpu@h", "w-gpu@h"], hosts
         return out
 
@@ -53,5 +58,5 @@ def test_auto_routes_to_gpu_only_with_a_live_gpu_worker() -> None:
         got = anyio.run(go)
     finally:
         ns.cleanup()
-    assert got == [("cpu", "cpu"), ("cpu", "cpu"), ("gpu", "cuda"), ("cpu", "cpu"),
-                   ("cpu", "cpu"), ("gpu", "cuda")]
+    assert got == [("cpu", "cpu"), ("cpu", "cpu"), ("cpu", "cpu"), ("cpu", "cpu"),
+                   ("gpu", "cuda"), ("gpu", "cuda")]

@@ -18,6 +18,7 @@ from app.core.metrics import queue_keys
 from app.main import create_app
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, wait_until
+from workers.jobstore import JobKeys
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,7 @@ def test_sigterm_hands_the_running_job_back_and_the_next_worker_finishes_it() ->
             assert 0 < back["progress"]["step"] < 1500
             # The message is back on the queue now, not after the visibility timeout.
             assert sum(r.llen(k) for k in queue_keys(ns.broker_prefix, "cpu")) == 1
-            events = r.xrange(f"{ns.jobs_prefix}job:{job['id']}:events")
+            events = r.xrange(JobKeys(ns.jobs_prefix).events(job['id']))
             statuses = [json.loads(f["data"]) for _, f in events if f["event"] == "status"]
             assert statuses[-1] == {"status": "queued", "reason": "worker-shutdown"}
             # An identical submission joins the queued job.

@@ -73,18 +73,19 @@ class AsyncJobStore:
         return as_text(outcome), as_text(prev)
 
     async def reap_if_worker_lost(self, job_id: str, worker: str, claim_key: str,
-                                  problem: Mapping[str, Any], *, max_deliveries: int
-                                  ) -> tuple[str, str]:
+                                  problem: Mapping[str, Any], *, max_deliveries: int,
+                                  boot: str | None = None) -> tuple[str, str]:
         """For a running job whose worker has no heartbeat (REAP_LUA): ``("requeued", gen)`` —
         back to queued under generation ``gen``, to be published again by the caller —, or
         ``("lost", deliveries)`` — failed with ``problem``, its deliveries used up —; else
         ``("alive", worker)`` or ``("refused", why)``. ``claim_key`` comes from the record the
         caller just read (one round trip, not two: this runs on every poll of a running job)."""
         k = self.keys
+        boot = boot or worker
         outcome, detail = await self.r.eval(
             REAP_LUA, 6, k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id),
-            claim_key, k.worker(worker), worker, now_iso(), self.result_ttl_s, job_id,
-            json.dumps(dict(problem)), max_deliveries)
+            claim_key, k.worker(boot), worker, now_iso(), self.result_ttl_s, job_id,
+            json.dumps(dict(problem)), max_deliveries, boot)
         return as_text(outcome), as_text(detail)
 
     async def request_cancel(self, job_id: str) -> str:
@@ -162,13 +163,29 @@ class AsyncJobStore:
         return {k: float(v) for k, v in raw.items()}
 
     async def live_workers(self, ttl_s: float) -> list[dict[str, Any]]:
-        """Heartbeat payloads of the workers that beat within ``ttl_s`` (the ``workers`` zset,
-        then one MGET; never a SCAN of the keyspace). Stale members are pruned on the way."""
+        """Heartbeat payloads of the worker incarnations that beat within ``ttl_s`` (the
+        ``workers`` zset, then one MGET; never a SCAN of the keyspace)."""
         cutoff = int((time.time() - ttl_s) * 1000)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.zremrangebyscore(self.keys.workers, "-inf", f"({cutoff}")
-        pipe.zrangebyscore(self.keys.workers, cutoff, "+inf")
-        _, hostnames = await pipe.execute()
-        if not hostnames:
+        boots = await self.r.zrangebyscore(self.keys.workers, cutoff, "+inf")
+        if not boots:
             return []
-        return decode_payloads(await self.r.mget([self.keys.worker(h) for h in hostnames]))
+        return decode_payloads(await self.r.mget([self.keys.worker(b) for b in boots]))
+
+    async def dead_workers(self, ttl_s: float, limit: int = 100) -> list[str]:
+        """Incarnations whose last beat is older than ``ttl_s`` (or that stopped cleanly)."""
+        cutoff = int((time.time() - ttl_s) * 1000)
+        return list(await self.r.zrangebyscore(self.keys.workers, "-inf", f"({cutoff}",
+                                               start=0, num=limit))
+
+    async def worker_jobs(self, boot: str) -> list[str]:
+        return list(await self.r.smembers(self.keys.worker_jobs(boot)))
+
+    async def forget_dead_worker(self, boot: str, done_job_ids: Sequence[str]) -> None:
+        """Drop the jobs the reaper has handled; the incarnation itself once none is left, and
+        only if it has not beaten again meanwhile (a paused process that came back)."""
+        k = self.keys
+        if done_job_ids:
+            await self.r.srem(k.worker_jobs(boot), *done_job_ids)
+        if not await self.r.scard(k.worker_jobs(boot)) and not await self.r.exists(
+                k.worker(boot)):
+            await self.r.zrem(k.workers, boot)

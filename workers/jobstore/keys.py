@@ -11,6 +11,8 @@ Keys (``P`` is the configurable prefix, e.g. ``optim:``)::
     P job:{id}            hash: the job record
     P job:{id}:events     stream: status and progress events (SSE, resumable by stream id)
     P job:{id}:cancel     string: cooperative cancel flag polled by the running job
+                          (the braces are literal: a Redis Cluster hash tag, so the three keys
+                          of one job live in one slot)
     P claim:{hash}        string: job id owning an identical request (SET NX; compare-and-delete)
     P jobs:index          zset: job ids scored by creation time (ms × 1000 + seq mod 1000, so
                           ties within a millisecond keep submission order); newest first. Trimmed
@@ -20,8 +22,11 @@ Keys (``P`` is the configurable prefix, e.g. ``optim:``)::
     P stats:current       hash: jobs queued / running now
     P stats:entered       hash: jobs that entered each state, ever
     P stats:duration:{kind} hash: duration histogram buckets (+ sum, count)
-    P workers             zset: hostname -> last heartbeat (ms); stale members pruned on read
-    P worker:{hostname}   string with TTL: that worker's heartbeat payload (queues, pid, ts)
+    P workers             zset: worker incarnation (boot id) -> last heartbeat (ms); members
+                          stay after their beats stop until the reaper has handled their jobs
+    P worker:{boot}       string with TTL: that incarnation's heartbeat payload (hostname,
+                          boot, queues, pid, ts); its existence is the proof of life
+    P worker:{boot}:jobs  set: jobs started by that incarnation (removed as they end)
     P worker:{hostname}:draining  string with TTL: the worker is shutting down; its running
                           jobs stop at their next step check and go back to the queue
 """
@@ -60,13 +65,13 @@ class JobKeys:
     prefix: str
 
     def job(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}"
+        return f"{self.prefix}job:{{{job_id}}}"
 
     def events(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:events"
+        return f"{self.prefix}job:{{{job_id}}}:events"
 
     def cancel(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:cancel"
+        return f"{self.prefix}job:{{{job_id}}}:cancel"
 
     def claim(self, dedup_key: str) -> str:
         return f"{self.prefix}claim:{dedup_key}"
@@ -90,8 +95,12 @@ class JobKeys:
     def durations(self, kind: str) -> str:
         return f"{self.prefix}stats:duration:{kind}"
 
-    def worker(self, hostname: str) -> str:
-        return f"{self.prefix}worker:{hostname}"
+    def worker(self, boot: str) -> str:
+        """Heartbeat of one worker incarnation (a boot id; tests may use a hostname)."""
+        return f"{self.prefix}worker:{boot}"
+
+    def worker_jobs(self, boot: str) -> str:
+        return f"{self.prefix}worker:{boot}:jobs"
 
     @property
     def workers(self) -> str:

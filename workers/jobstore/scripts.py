@@ -79,8 +79,11 @@ end
 return {'ok', cur}
 """
 
-# KEYS: record, stats_current, stats_entered, events
-# ARGV: max_deliveries, now, worker, pid, generation (of the message)
+# KEYS: record, stats_current, stats_entered, events, the incarnation's job set
+# ARGV: max_deliveries, now, worker, pid, generation (of the message), boot id, set ttl
+# ``boot`` names the worker incarnation (a fresh id per process start): the reaper takes only
+# that incarnation's heartbeat as proof that the job is alive, so a worker restarted under the
+# same name does not keep its predecessor's jobs "running".
 # A message older than the record's generation is the original of a job that REAP_LUA re-queued
 # (the broker restores it after its visibility timeout): the job has a newer message, skip it.
 BEGIN_LUA = _LUA_MOVE + """
@@ -92,8 +95,11 @@ if tonumber(ARGV[5]) < tonumber(redis.call('HGET', KEYS[1], 'generation') or '0'
 end
 local n = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
 if n > tonumber(ARGV[1]) then return {'exhausted', tostring(n)} end
-redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'worker', ARGV[3], 'pid', ARGV[4])
+redis.call('HSET', KEYS[1], 'started_at', ARGV[2], 'worker', ARGV[3], 'pid', ARGV[4],
+           'boot', ARGV[6])
 redis.call('HSETNX', KEYS[1], 'first_started_at', ARGV[2])
+redis.call('SADD', KEYS[5], redis.call('HGET', KEYS[1], 'id'))
+redis.call('EXPIRE', KEYS[5], tonumber(ARGV[7]))
 move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, 'running', ARGV[2])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
            'data', cjson.encode({status = 'running', delivery = n}))
@@ -112,7 +118,7 @@ if cur ~= 'running' then return {'refused', cur} end
 local n = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0')
 if n ~= tonumber(ARGV[1]) then return {'refused', 'delivery ' .. tostring(n)} end
 redis.call('HINCRBY', KEYS[1], 'deliveries', -1)
-redis.call('HDEL', KEYS[1], 'worker', 'pid')
+redis.call('HDEL', KEYS[1], 'worker', 'pid', 'boot')
 move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, 'queued', ARGV[2])
 redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
            'data', cjson.encode({status = 'queued', reason = ARGV[3]}))
@@ -146,8 +152,9 @@ end
 return {cur, cur}
 """
 
-# KEYS: record, stats_current, stats_entered, events, claim (or ''), the worker's heartbeat key
-# ARGV: worker hostname, now, result_ttl, job_id, problem JSON, max_deliveries
+# KEYS: record, stats_current, stats_entered, events, claim (or ''), the heartbeat key of the
+#       incarnation that runs the job (worker:{boot})
+# ARGV: worker hostname, now, result_ttl, job_id, problem JSON, max_deliveries, boot id
 # A running job whose worker stopped beating (its machine or main process is gone: no drain, no
 # requeue) would otherwise show "running" until the broker's visibility timeout (over an hour)
 # restores its message. Instead it goes back to "queued" under a new generation, and the caller
@@ -160,11 +167,14 @@ REAP_LUA = _LUA_MOVE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if cur ~= 'running' then return {'refused', cur or ''} end
 if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return {'refused', 'moved'} end
+if (redis.call('HGET', KEYS[1], 'boot') or ARGV[1]) ~= ARGV[7] then
+  return {'refused', 'moved'}
+end
 if redis.call('EXISTS', KEYS[6]) == 1 then return {'alive', ARGV[1]} end
 local n = tonumber(redis.call('HGET', KEYS[1], 'deliveries') or '0')
 if n < tonumber(ARGV[6]) then
   local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
-  redis.call('HDEL', KEYS[1], 'worker', 'pid')
+  redis.call('HDEL', KEYS[1], 'worker', 'pid', 'boot')
   move(KEYS[1], KEYS[2], KEYS[3], KEYS[4], cur, 'queued', ARGV[2])
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', 2000, '*', 'event', 'status',
              'data', cjson.encode({status = 'queued', reason = 'worker-lost'}))

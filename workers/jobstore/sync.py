@@ -46,12 +46,21 @@ class JobStore:
         return decode_record(self.r.hgetall(self.keys.job(job_id)))
 
     def begin(self, job_id: str, *, max_deliveries: int, worker: str, pid: int,
-              generation: int = 0) -> Begin:
+              generation: int = 0, boot: str | None = None) -> Begin:
+        """``boot``: the worker incarnation whose heartbeat (``worker:{boot}``) proves the job
+        alive; defaults to ``worker`` (tests that beat under a hostname)."""
         k = self.keys
+        boot = boot or worker
         action, detail = self._begin(
-            keys=[k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id)],
-            args=[max_deliveries, now_iso(), worker, pid, generation])
+            keys=[k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id),
+                  k.worker_jobs(boot)],
+            args=[max_deliveries, now_iso(), worker, pid, generation, boot,
+                  self.result_ttl_s])
         return Begin(as_text(action), as_text(detail))
+
+    def forget_job(self, boot: str, job_id: str) -> None:
+        """The job no longer runs on ``boot`` (it ended or went back to the queue)."""
+        self.r.srem(self.keys.worker_jobs(boot), job_id)
 
     def transition(self, job_id: str, to: str, *, allowed_from: Sequence[str],
                    fields: Mapping[str, Any] | None = None,
@@ -109,20 +118,22 @@ class JobStore:
 
 
 # --- worker heartbeats (sync: the worker's main process and the container health check) -------
-def write_heartbeat(client: redis.Redis, keys: JobKeys, hostname: str,
+def write_heartbeat(client: redis.Redis, keys: JobKeys, boot: str,
                     payload: Mapping[str, Any], ttl_s: int) -> None:
-    """The payload key (with a TTL) and the hostname's score in the ``workers`` zset."""
+    """The payload key (with a TTL) and the incarnation's score in the ``workers`` zset."""
     now = time.time()
     pipe = client.pipeline(transaction=True)
-    pipe.set(keys.worker(hostname), json.dumps({**payload, "ts": now}), ex=ttl_s)
-    pipe.zadd(keys.workers, {hostname: int(now * 1000)})
+    pipe.set(keys.worker(boot), json.dumps({**payload, "ts": now}), ex=ttl_s)
+    pipe.zadd(keys.workers, {boot: int(now * 1000)})
     pipe.execute()
 
 
-def forget_worker(client: redis.Redis, keys: JobKeys, hostname: str) -> None:
+def forget_worker(client: redis.Redis, keys: JobKeys, boot: str) -> None:
+    """A clean stop: no more proof of life. The zset member stays (score 0) until the reaper
+    has seen that none of its jobs is still running there."""
     pipe = client.pipeline(transaction=True)
-    pipe.delete(keys.worker(hostname))
-    pipe.zrem(keys.workers, hostname)
+    pipe.delete(keys.worker(boot))
+    pipe.zadd(keys.workers, {boot: 0})
     pipe.execute()
 
 

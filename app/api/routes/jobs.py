@@ -10,8 +10,6 @@ import base64
 import binascii
 import json
 import re
-import time
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
@@ -44,11 +42,11 @@ from app.schemas.jobs import (
     RangeTestJobRequest,
     TrialsJobRequest,
 )
+from app.services import events
 from app.services.jobs import JobOptions, JobService, Submission
 from app.services.limits import range_test_errors, trials_errors
 from app.services.plugins import plugin_errors
 from app.services.publish import ServiceUnavailable
-from workers.names import TERMINAL_STATUSES
 from workers.problems import UNAVAILABLE, body_field
 
 router = APIRouter(tags=["jobs"], route_class=ContractRoute)
@@ -387,11 +385,6 @@ async def cancel_job(job_id: JobId, caller: CallerDep, service: JobServiceDep) -
     return JSONResponse(_dump(job_view(rec)), status_code=202 if outcome == "requested" else 200)
 
 
-def _sse(event: str, data: str, event_id: str | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: {data}\n\n"
-
-
 @router.get("/jobs/{job_id}/events", operation_id="stream_job_events",
             response_class=StreamingResponse,
             responses={200: sse_response(), **problems(401, 404, 422, 429, 503)},
@@ -413,34 +406,8 @@ async def stream_job_events(
         ] = None) -> Response:
     await owned_job_or_404(service, job_id, caller)
     start = last_event_id_header or last_event_id or "0-0"
-    return StreamingResponse(_event_stream(request, service, job_id, start, settings),
-                             media_type="text/event-stream",
+    body = events.open_stream(request.app.state.events, job_id, start, get_job=service.get,
+                              is_disconnected=request.is_disconnected,
+                              keepalive_s=settings.sse_keepalive_s, tenant=caller.tenant)
+    return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-async def _event_stream(request: Request, service: JobService, job_id: str, last: str,
-                        settings: Settings) -> AsyncIterator[str]:
-    store = service.store
-    sent_at = time.monotonic()
-    while True:
-        if await request.is_disconnected():
-            return
-        entries = await store.events(job_id, last, block_ms=1000)
-        for eid, fields in entries:
-            last = eid
-            sent_at = time.monotonic()
-            yield _sse(fields.get("event", "message"), fields.get("data", "{}"), eid)
-            if fields.get("event") == "status" and \
-                    json.loads(fields.get("data", "{}")).get("status") in TERMINAL_STATUSES:
-                return
-        if entries:
-            continue
-        # Through the service: a job whose worker was lost is failed here, which ends the stream.
-        rec = await service.get(job_id)
-        if rec is None or rec["status"] in TERMINAL_STATUSES:  # events trimmed or expired
-            yield _sse("status", json.dumps({"status": rec["status"] if rec else "expired"}))
-            return
-        if time.monotonic() - sent_at > settings.sse_keepalive_s:
-            sent_at = time.monotonic()
-            yield ": keep-alive\n\n"
-
