@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from optim_core.advice.recipes import RECIPES_VERSION
+
 Kind = Literal["update_rule", "decision", "refusal", "literature", "diagnostic", "informational"]
 
 
@@ -257,8 +259,9 @@ RULES: tuple[Rule, ...] = (
          {"max_tokens": 1e8}),
     # --- transfer rows: the user chose an optimizer other than O7.1's pick --------------------
     Rule("L-LION", "the user chose Lion",
-         "LR = the AdamW advice ÷ 3 and decoupled λ = AdamW's × 3 (lr·λ unchanged, capped at "
-         "1.0); betas (0.9, 0.99); same schedule shape as AdamW",
+         "LR = the AdamW advice ÷ k and decoupled λ = AdamW's × k, k by regime (10 for vision, "
+         "3 for language: the recipe row's lion_divisor); lr·λ is kept — at the λ bound 1.0 "
+         "the LR absorbs the rest; betas (0.9, 0.99); same schedule shape as AdamW",
          "Chen et al. 2023, 'Symbolic Discovery of Optimization Algorithms', §5 (LR 3-10x "
          "smaller, λ 3-10x larger than AdamW; β 0.9/0.99), as quoted in lucidrains/lion-pytorch "
          "README, whose runs found 3x better than 10x for language modelling", "literature",
@@ -277,6 +280,90 @@ RULES: tuple[Rule, ...] = (
          "example; the three-decade range is this project's choice", "literature",
          {"vision_base_lr": 0.1, "vision_base_batch": 256, "guess_lr": 0.01,
           "guess_decades": 3.0}),
+    # --- recipe-table sources (recipes.py rows cite these; anchors name table and page) -----
+    Rule("L-LLM-FAMILIES", "task is LLM (decoder) pre-training",
+         "LR by a log-log least-squares fit over model size and batch (tokens) of published "
+         "runs from several families; wd 0.1, β2 0.95, clip 1.0, 2,000 warmup steps, cosine to "
+         "10 %", "GPT-3 (Brown 2020 Table 2.1), OPT (Zhang 2022 Table 1), Pythia (Biderman "
+         "2023), LLaMA (Touvron 2023 Table 2), Llama 2 (Touvron 2023 Table 1), Gopher (Rae 2021 "
+         "Table 1), Chinchilla (Hoffmann 2022), BLOOM (BigScience 2022), GPT-NeoX-20B (Black "
+         "2022), DeepSeek LLM (2024 Table 2), OLMo (Groeneveld 2024), TinyLlama (Zhang 2024)",
+         "literature"),
+    Rule("L-DEEPSEEK", "task is LLM pre-training (cross-check only)",
+         "compute law η_opt = 0.3118·C^−0.125 (C ≈ 6·N·D FLOPs here; the paper uses "
+         "non-embedding FLOPs/token × tokens); when it is more than 3× from the advice the LR "
+         "search range is widened to cover it",
+         "DeepSeek-AI 2024, 'DeepSeek LLM', §3.1 (eq. for η_opt and B_opt = 0.2920·C^0.3271)",
+         "literature", {"a": 0.3118, "b": -0.125}),
+    Rule("L-ELECTRA", "encoder pre-training or fine-tuning",
+         "ELECTRA's LRs (5e-4 small, 2e-4 base/large pre-training; 1e-4 base fine-tuning)",
+         "Clark et al. 2020, 'ELECTRA', Tables 6 and 7", "literature"),
+    Rule("L-WHISPER", "speech encoder-decoder (modality speech)",
+         "AdamW β2 0.98, ε 1e-6, wd 0.1, 2,048 warmup steps, linear decay to 0, clip 1.0; LR "
+         "by size 1.5e-3 (39M) … 1.75e-4 (1.55B) at batch 256; fine-tuning 1e-5",
+         "Radford et al. 2022, 'Whisper', App. F Tables 17-18; Gandhi 2022 'Fine-Tune "
+         "Whisper' (Hugging Face blog)", "literature"),
+    Rule("L-SWIN", "vision transformer / AdamW vision from scratch",
+         "AdamW 1e-3 at batch 1024, wd 0.05, 20 warmup epochs, cosine, clip 5.0",
+         "Liu et al. 2021, 'Swin Transformer', App. A2.1", "literature"),
+    Rule("L-CONVNEXT", "a modern CNN trained with AdamW, or vision fine-tuning",
+         "ConvNeXt: AdamW 4e-3 at batch 4096, wd 0.05, 20 warmup epochs, cosine, no clipping; "
+         "22K→1K fine-tuning 5e-5 at 512, wd 1e-8",
+         "Liu et al. 2022, 'A ConvNet for the 2020s', Tables 5 and 6", "literature"),
+    Rule("L-VIT", "vision transformer from scratch",
+         "ViT-B/16 on ImageNet: Adam 3e-3 at batch 4096, wd 0.3, 10k warmup steps, clip 1.0",
+         "Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 3 / App. B.1",
+         "literature"),
+    Rule("L-MAE", "vision pre-training (masked autoencoder) or fine-tuning a MAE model",
+         "pre-training 1.5e-4 × B/256, wd 0.05, β2 0.95, 40 warmup epochs; fine-tuning 5e-4 "
+         "× B/256, wd 0.05, layer decay 0.65, 5 warmup epochs",
+         "He et al. 2022, 'Masked Autoencoders Are Scalable Vision Learners', App. A.1-A.2",
+         "literature"),
+    Rule("L-BIT", "vision fine-tuning with SGD",
+         "BiT-HyperRule: SGD momentum 0.9, lr 0.003 at batch 512, × 0.1 at 30/60/90 %, no wd",
+         "Kolesnikov et al. 2020, 'Big Transfer (BiT)', §3.3", "literature"),
+    Rule("L-HE16", "CNN image classification (ImageNet, CIFAR)",
+         "SGD momentum 0.9, lr 0.1 at batch 256 (ImageNet) / 128 (CIFAR-10), wd 1e-4, "
+         "÷ 10 at fixed points",
+         "He et al. 2016, 'Deep Residual Learning', §3.4 and §4.2", "literature"),
+    Rule("L-ALEXNET", "CNN without BatchNorm",
+         "SGD momentum 0.9, lr 0.01 at batch 128, wd 5e-4",
+         "Krizhevsky et al. 2012, 'ImageNet Classification with Deep CNNs', §5", "literature"),
+    Rule("L-VGG", "CNN without BatchNorm",
+         "SGD momentum 0.9, lr 0.01 at batch 256, wd 5e-4",
+         "Simonyan & Zisserman 2015, 'Very Deep Convolutional Networks', §3.1", "literature"),
+    Rule("L-CIFAR", "CNN image classification on a small (CIFAR-scale) data set",
+         "SGD momentum 0.9, lr 0.1 at batch 128, wd 1e-4 (He) or 5e-4 (WRN, ResNeXt), step "
+         "decay at 50 %/75 % of the run, no warmup",
+         "He et al. 2016 §4.2; Zagoruyko & Komodakis 2016 (WRN) §3; Huang et al. 2017 "
+         "(DenseNet) §4.2; Xie et al. 2017 (ResNeXt) §5.3", "literature"),
+    Rule("L-LARS", "CNN with a batch beyond O7.1's 8,192, or LARS chosen",
+         "LARS: lr 0.3 × B/256 (SimCLR) / 0.2 × B/256 (BYOL), wd 1e-6…1.5e-6, 10 warmup "
+         "epochs, cosine, no clipping",
+         "You et al. 2017 (LARS); Chen et al. 2020 'SimCLR' App. B.1; Grill et al. 2020 "
+         "'BYOL' App. C", "literature"),
+    Rule("L-VICUNA", "full fine-tuning of an LLM",
+         "AdamW 2e-5, batch 128, 3 epochs, warmup 3 %, cosine, wd 0",
+         "Chiang et al. 2023, Vicuna (FastChat scripts/train_vicuna_13b.sh)", "literature"),
+    Rule("L-TULU", "full fine-tuning or preference tuning of an LLM",
+         "SFT: 2e-5 (1e-5 at 70B), batch 128, 2 epochs, warmup 3 %, linear; DPO: 5e-7, batch "
+         "32, 3 epochs, warmup 10 %", "Ivison et al. 2023, 'Camels in a Changing Climate: "
+         "Tulu 2', §3", "literature"),
+    Rule("L-LIMA", "full fine-tuning of an LLM on a small set",
+         "AdamW β2 0.95, wd 0.1, lr 1e-5 linearly decaying to 1e-6, no warmup, 15 epochs",
+         "Zhou et al. 2023, 'LIMA', §3", "literature"),
+    Rule("L-DPO", "preference tuning (DPO)",
+         "RMSprop lr 1e-6, batch 64, 150 warmup steps (the paper); AdamW recipes use ~5e-7",
+         "Rafailov et al. 2023, 'Direct Preference Optimization', App. B", "literature"),
+    Rule("L-ZEPHYR", "preference tuning (DPO)",
+         "DPO lr 5e-7, batch 32, warmup 10 %, linear decay",
+         "Tunstall et al. 2023, 'Zephyr: Direct Distillation of LM Alignment', §4",
+         "literature"),
+    Rule("L-LLAVA", "multimodal projector alignment",
+         "train only the projector: lr 2e-3 at batch 128 (LLaVA) / 1e-3 at 256 (LLaVA-1.5), "
+         "1 epoch, warmup 3 %, cosine, wd 0",
+         "Liu et al. 2023, 'Visual Instruction Tuning' §5; Liu et al. 2023, 'Improved "
+         "Baselines with Visual Instruction Tuning' (LLaVA-1.5)", "literature"),
 )
 
 RULES_BY_ID: MappingProxyType[str, Rule] = MappingProxyType({r.id: r for r in RULES})
@@ -292,7 +379,9 @@ def _version(rules: tuple[Rule, ...]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-RULES_VERSION: str = _version(RULES)
+# The recipe table's rows are decisions too: a changed anchor changes every cache key.
+RULES_VERSION: str = hashlib.sha256(
+    (_version(RULES) + RECIPES_VERSION).encode()).hexdigest()[:16]
 
 
 def param(rule_id: str, name: str) -> Any:
