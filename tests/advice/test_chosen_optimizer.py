@@ -72,7 +72,7 @@ def test_lion_keeps_lr_times_decay() -> None:
                         own.optimizer.lr * own.optimizer.weight_decay, rel_tol=0.02)
     assert lion.optimizer.eps is None and lion.artefacts.hf_training_arguments["optim"] == \
         "lion_32bit"
-    assert "from lion_pytorch import Lion" in lion.artefacts.pytorch
+    assert "from pytorch_optimizer import Lion" in lion.artefacts.pytorch
 
 
 def test_sgd_for_vision_transformer_uses_goyals_rule() -> None:
