@@ -84,8 +84,16 @@ class _Trace:
             self.fired[rid] = None
 
     def why(self, field_: str, value: Any, ids: Iterable[str], text: str) -> None:
+        """One entry per field: a later decision on the same field (a transfer, a bound)
+        replaces the value and extends the reasoning it started from."""
         ids = list(dict.fromkeys(ids))
         self.fire(*ids)
+        for i, old in enumerate(self.rationale):
+            if old.field == field_:
+                self.rationale[i] = RationaleEntry.model_construct(
+                    field=field_, value=value, rule_ids=list(dict.fromkeys([*old.rule_ids, *ids])),
+                    text=f"{old.text}; {text}")
+                return
         self.rationale.append(RationaleEntry.model_construct(
             field=field_, value=value, rule_ids=ids, text=text))
 
@@ -173,6 +181,10 @@ class Engine:
         if own is not None and (own.anchors or own.row.fallback_lr > 0):
             return own, None
         native = self.table.native[regime]
+        if native.row.optimizer == "adafactor":
+            # T5's Adafactor LR (relative scale, no decay) is no other optimizer's
+            generic = self.table.native["generic"]
+            return generic, None if opt == generic.row.optimizer else opt
         if opt in MOMENTUM_SGD and native.row.optimizer not in MOMENTUM_SGD:
             return native, "to_sgd"
         if opt not in MOMENTUM_SGD and native.row.optimizer in MOMENTUM_SGD:
@@ -198,8 +210,9 @@ class Engine:
         lr, scaling, spread = _lr(req, run, fitted, opt, transfer, tr)
         wd = _weight_decay(req, fitted, opt, transfer, tr)
         lr, wd = _lion(req, fitted, opt, transfer, lr, wd, tr)
-        tr.why("optimizer.lr", lr, ["O1.2"], f"η = {_g(lr)} scales every update "
-               "θ ← θ − η·u (O1.2)")
+        tr.why("optimizer.lr", lr, ["O1.2"], f"η = {_g(lr)} is the step size that scales "
+               "every update θ ← θ − η·∇L (O1.2; for adaptive methods η scales the normalised "
+               "step)")
         _check_lr_range(regime, lr, opt, transfer, tr)
         details = _details(fitted, opt, transfer, tr)
         groups = _param_groups(req, tr)
@@ -260,24 +273,28 @@ def _advise_against(req: AdviceRequest, regime: str, opt: str, pick: str, tr: _T
                 "both (O5.1), and no published recipe anchors RMSprop's LR for this task")
     elif opt == "adam":
         tr.warn(["O5.3", "W6", "W11"], "plain Adam: weight_decay must be 0 (Adam(weight_decay=) "
-                "would be L2 in the gradient, W11) — prefer AdamW (O5.3/W6), the same update "
-                "plus decoupled decay")
+                "would be L2 in the gradient, W11), so decoupled decay is unavailable — prefer "
+                "AdamW (O5.3/W6), the same update plus decoupled decay")
     elif opt == "adam_l2":
         tr.warn(["O5.3", "W6", "W11"], "Adam + L2: the L2 term is divided by the adaptive rate "
                 "√v̂, so parameters with large gradients are barely regularized — prefer AdamW's "
                 "decoupled decay (O5.3/W6)")
-    elif opt in MOMENTUM_SGD and regime not in VISION:
-        tr.warn(["O7.1"], f"{opt} for {regime}: O7.1 advises {pick}; SGD + momentum is the CNN "
-                "choice and usually trains transformers markedly worse")
+    elif opt in MOMENTUM_SGD and (regime not in VISION or req.task == "vision_transformer"):
+        tr.warn(["O7.1"], f"{opt} for a transformer ({regime}): O7.1 advises {pick}; SGD + "
+                "momentum is the CNN choice and usually trains transformers markedly worse")
 
 
 def _reference_usable(req: AdviceRequest, opt: str, tr: _Trace) -> bool:
     ref = req.reference
     if ref is None:
         return False
-    if ref.optimizer in ("adagrad", "rmsprop") and ref.optimizer != opt:
-        rid = "O4.1" if ref.optimizer == "adagrad" else "O4.2"
-        tr.warn([rid], f"the reference recipe uses {ref.optimizer}; the advice uses {opt}")
+    if ref.optimizer == "adagrad" and opt != "adagrad":
+        tr.warn(["O4.1"], "the reference recipe uses AdaGrad, whose accumulated squared "
+                "gradients make the LR decay monotonically until training stalls; the advice "
+                f"uses {opt}")
+    elif ref.optimizer == "rmsprop" and opt != "rmsprop":
+        tr.warn(["O4.2"], "the reference recipe uses RMSprop (EMA β 0.9); Adam adds momentum "
+                f"and bias correction, so the advice uses {opt}")
     elif ref.optimizer in ("adam", "adam_l2") and opt in DECOUPLED:
         tr.warn(["W6", "W11"], "the reference recipe uses Adam; Adam(weight_decay=) is L2, "
                 "scaled unevenly by the adaptive rate — the advice uses decoupled decay")
@@ -341,7 +358,8 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
         scaling = BatchScaling(applied=not math.isclose(factor, 1.0), method=method,
                                from_batch=float(ref.batch_size), to_batch=float(req.batch_size),
                                factor=ranges.sig(factor, 4))
-        tr.why("batch_scaling", method, [rid], f"{method} from the reference recipe")
+        tr.why("batch_scaling", method, [rid, "O2.2a"], f"{method} from the reference recipe; "
+               "O2.2a: a larger batch has less gradient noise, which lets the LR grow")
         return lr, scaling, None
     spread = _spread(fitted, n, b) if transfer is None or transfer in ("lion",) else None
     scaling = BatchScaling(applied=False, method="none")
@@ -397,7 +415,7 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
                 f"({', '.join(fitted.families)}) of η per "
                 f"{'example' if linear else '√example'} = {fitted.per_batch:.3g} at batch "
                 f"{_g(b)} ⇒ {_g(lr)}")
-        scaling = BatchScaling(applied=True, method="linear" if linear else "sqrt",
+        scaling = BatchScaling(applied=True, method="linear" if linear and b <= knee else "sqrt",
                                from_batch=ranges.sig(mid), to_batch=float(req.batch_size),
                                factor=ranges.sig(lr / (fitted.median_lr or lr), 4))
         ids += ["O2.2b"] if linear else ["L-MALLADI22"]
@@ -431,7 +449,7 @@ def _transfer_lr(opt: str, transfer: str | None, fitted: Fitted, lr: float,
         if fitted.row.regime in VISION:
             base, b0 = param("L-SGD-XFER", "vision_base_lr"), param("L-SGD-XFER",
                                                                    "vision_base_batch")
-            new = ranges.sig(base * req.batch_size / b0)
+            new = ranges.sig(min(base * req.batch_size / b0, 10.0))
             tr.why("optimizer.lr", new, ["L-SGD-XFER", "L-GOYAL17"], f"{opt}: LRs do not "
                    f"transfer from {src}'s; Goyal's SGD rule {_g(base)} per {b0} images ⇒ "
                    f"{_g(new)}")
@@ -515,8 +533,11 @@ def _weight_decay(req: AdviceRequest, fitted: Fitted, opt: str, transfer: str | 
                "weight_decay 0 (its weight_decay is L2 in the gradient, W11)")
         return 0.0
     ref = req.reference
-    if tr.ref_used and ref is not None and ref.weight_decay is not None and not (
-            ref.optimizer in ("adam", "adam_l2") and opt in DECOUPLED):
+    if tr.ref_used and ref is not None and ref.weight_decay is not None and \
+            ref.optimizer in ("adam", "adam_l2") and opt in DECOUPLED:
+        tr.warn(["W6", "W11"], f"the reference's weight_decay {_g(ref.weight_decay)} is L2 "
+                "inside Adam, not decoupled decay: it does not transfer, so λ was chosen anew")
+    elif tr.ref_used and ref is not None and ref.weight_decay is not None:
         tr.why("optimizer.weight_decay", ref.weight_decay, ["W10b", "O7.3"],
                f"the reference recipe's λ = {_g(ref.weight_decay)}, kept with its LR")
         return ref.weight_decay
@@ -527,7 +548,9 @@ def _weight_decay(req: AdviceRequest, fitted: Fitted, opt: str, transfer: str | 
         return wd
     base = fitted.weight_decay
     wds = [a.weight_decay for a in fitted.anchors if a.weight_decay is not None]
-    p = req.dropout
+    # W7d: dropout also regularises — but a published λ was tuned with its recipe's dropout, so
+    # only a λ without published anchors is reduced.
+    p = req.dropout if not fitted.anchors else 0.0
     dfac = max(param("W7d", "floor"), 1.0 - p)
     wd = ranges.sig(base * dfac)
     src = (f"the row's {_g(base)}" if row.weight_decay is not None else
@@ -549,6 +572,9 @@ def _details(fitted: Fitted, opt: str, transfer: str | None, tr: _Trace) -> dict
         m = row.momentum if own and row.momentum is not None else defaults["momentum"]
         out.update(momentum=m, nesterov=False if opt == "sgd" else None)
         tr.why("optimizer.momentum", m, ["O3.1", "W11"], f"momentum β = {m:g} (O3.1)")
+        if opt == "sgd":
+            tr.why("optimizer.nesterov", False, ["O3.2"], "plain momentum, as He 2016 trained "
+                   "ResNet; Nesterov (O3.2) is an equally good option")
         return out
     if opt == "lion":
         betas = tuple(param("L-LION", "betas"))
@@ -560,20 +586,26 @@ def _details(fitted: Fitted, opt: str, transfer: str | None, tr: _Trace) -> dict
         out.update(betas=(0.0, beta), eps=defaults["eps"], momentum=0.0)
         tr.why("optimizer.betas", [0.0, beta], ["O4.2"], f"RMSprop's squared-gradient EMA "
                f"β {beta} (torch alpha) as betas[1]; no first moment")
+        tr.why("optimizer.eps", defaults["eps"], ["O4.2"], f"ε {defaults['eps']:g} (catalogue)")
+        tr.why("optimizer.momentum", 0.0, ["O4.2"], "no heavy-ball momentum: O4.2's RMSprop "
+               "has none (Adam adds it, O5.1)")
         return out
     if opt == "adagrad":
         out.update(eps=defaults["eps"])
+        tr.why("optimizer.eps", defaults["eps"], ["O4.1"], f"ε {defaults['eps']:g} (torch's "
+               "AdaGrad default; O4.1 gives no number)")
         return out
     if opt == "adafactor":
         tr.why("optimizer.betas", None, ["O5.4"], "Adafactor: no first moment, its own decay "
                "schedule for the factored second moment")
+        tr.why("optimizer.eps", None, ["O5.4"], "Adafactor's ε1 library default (1e-30)")
         return out
     betas = row.betas if row.betas and row.optimizer in ADAM_LIKE else defaults["betas"]
     eps = row.eps if row.eps and row.optimizer in ADAM_LIKE else defaults["eps"]
     if opt == "lamb" and not own:
         eps = param("L-LAMB", "eps")
     out.update(betas=tuple(betas), eps=eps)
-    tr.why("optimizer.betas", list(betas), [*row.sources[:1], "O5.2"],
+    tr.why("optimizer.betas", list(betas), [*row.sources[:1], "O5.1", "O5.2"],
            f"β1 {betas[0]}, β2 {betas[1]} ({row.id})")
     tr.why("optimizer.eps", eps, [*row.sources[:1], "O5.2"], f"ε {eps:g} ({row.id})")
     return out
@@ -656,6 +688,7 @@ def _schedule(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer:
             end = lr * row.gamma ** len(ms)
         else:  # too short a run for distinct decay points: cosine to 0 (He et al. 2019)
             kind = "warmup_cosine"
+            tr.fire("L-HE19")
             spec = {"name": "warmup_cosine", "max_lr": lr, "warmup_steps": min(w, total - 1),
                     "total_steps": total, "min_lr_ratio": 0.0}
             end = 0.0
