@@ -80,7 +80,7 @@ def test_snippet_runs_the_advised_steps_and_schedule(case: str) -> None:
         return torch.nn.functional.cross_entropy(m(x), y)
 
     ns["loss_fn"] = loss_fn
-    exec(compile(adv.artefacts.pytorch, f"<snippet {case}>", "exec"), ns)  # noqa: S102
+    exec(compile(adv.artefacts.pytorch, f"<snippet {case}>", "exec"), ns)
     total = sched.total_steps
     assert total > LOADER_LEN, "the case must take several passes over the loader"
     assert len(lrs) == total
