@@ -70,7 +70,9 @@ def _g(x: float) -> str:
 
 @dataclass
 class _Trace:
-    rationale: list[RationaleEntry] = field(default_factory=list)
+    # entries as [field, value, ids, text] with an index by field; models built once at the end
+    entries: list[list[Any]] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
     warnings: list[AdviceWarning] = field(default_factory=list)
     fired: dict[str, None] = field(default_factory=dict)
     confidence: float = 0.85
@@ -79,27 +81,32 @@ class _Trace:
 
     def fire(self, *ids: str) -> None:
         for rid in ids:
-            if rid not in RULES_BY_ID:
-                raise KeyError(f"unknown rule id {rid!r}")
-            self.fired[rid] = None
+            if rid not in self.fired:
+                if rid not in RULES_BY_ID:  # a typo in a row or the engine fails loudly
+                    raise KeyError(f"unknown rule id {rid!r}")
+                self.fired[rid] = None
 
     def why(self, field_: str, value: Any, ids: Iterable[str], text: str) -> None:
         """One entry per field: a later decision on the same field (a transfer, a bound)
         replaces the value and extends the reasoning it started from."""
         ids = list(dict.fromkeys(ids))
         self.fire(*ids)
-        for i, old in enumerate(self.rationale):
-            if old.field == field_:
-                self.rationale[i] = RationaleEntry.model_construct(
-                    field=field_, value=value, rule_ids=list(dict.fromkeys([*old.rule_ids, *ids])),
-                    text=f"{old.text}; {text}")
-                return
-        self.rationale.append(RationaleEntry.model_construct(
-            field=field_, value=value, rule_ids=ids, text=text))
+        i = self.index.get(field_)
+        if i is not None:
+            old = self.entries[i]
+            self.entries[i] = [field_, value, list(dict.fromkeys([*old[2], *ids])),
+                               f"{old[3]}; {text}"]
+            return
+        self.index[field_] = len(self.entries)
+        self.entries.append([field_, value, ids, text])
+
+    @property
+    def rationale(self) -> list[RationaleEntry]:
+        return [RationaleEntry(f, v, i, t) for f, v, i, t in self.entries]
 
     def warn(self, ids: list[str], text: str) -> None:
         self.fire(*ids)
-        self.warnings.append(AdviceWarning.model_construct(rule_ids=ids, text=text))
+        self.warnings.append(AdviceWarning(ids, text))
 
     def lose(self, cause: str) -> None:
         self.confidence -= CONFIDENCE[cause]

@@ -436,10 +436,11 @@ class Fitted:
     warmup_fraction: float
     clip: float | None
     clip_basis: ClipBasis
+    family_names: tuple[str, ...]
 
     @property
     def families(self) -> list[str]:
-        return list(dict.fromkeys(a.family for a in self.anchors))
+        return list(self.family_names)
 
 
 def _lmedian(xs: list[float]) -> float:
@@ -527,7 +528,8 @@ def _fit_row(row: Row, exclude: frozenset[str]) -> Fitted:
             clip, basis = None, "none"
         else:  # no recipe says: O7.4's τ as a safety default
             clip, basis = row.unstated_clip, "safety_default"
-    return Fitted(row, anchors, coef, per_batch, median_lr, wd, warmup, clip, basis)
+    names = tuple(dict.fromkeys(a.family for a in anchors))
+    return Fitted(row, anchors, coef, per_batch, median_lr, wd, warmup, clip, basis, names)
 
 
 class Table:
