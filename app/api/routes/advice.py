@@ -31,8 +31,9 @@ _ITEM = TypeAdapter(AdviceRequest)  # compiled once, not per request
 _PROBLEM = {"content": {PROBLEM_JSON: {}}, "description": "problem+json (RFC 9457)"}
 
 
-def get_advice_cache(request: Request) -> AdviceCache:
-    """The app's advice cache, created with the Redis clients in the lifespan."""
+async def get_advice_cache(request: Request) -> AdviceCache:
+    """The app's advice cache, created with the Redis clients in the lifespan. ``async`` so
+    that FastAPI calls it on the loop: a sync dependency costs a threadpool hop per request."""
     return request.app.state.advice_cache
 
 
