@@ -1,4 +1,5 @@
-"""Every FastAPI dependency, as ``Annotated`` aliases. What they hand out comes from
+"""Every FastAPI dependency, as ``Annotated`` aliases. The getters are ``async`` so that FastAPI
+calls them on the event loop: a sync dependency costs a threadpool hop per request. What they hand out comes from
 ``app.state``, set by ``create_app`` (settings passed in, clients made in its lifespan).
 
 ``CallerDep`` is the caller: in ``keys`` mode a valid ``Authorization: Bearer <key>`` (401
@@ -25,25 +26,25 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
                      "Not needed when the service runs open (scripts/up on 127.0.0.1).")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_redis(request: Request) -> aioredis.Redis:
+async def get_redis(request: Request) -> aioredis.Redis:
     """The broker/job-store Redis (decoded responses)."""
     return request.app.state.redis
 
 
-def get_job_service(request: Request) -> JobService:
+async def get_job_service(request: Request) -> JobService:
     return request.app.state.jobs
 
 
-def get_advice_cache(request: Request) -> AdviceCache:
+async def get_advice_cache(request: Request) -> AdviceCache:
     """The app's advice cache, created with the Redis clients in the lifespan."""
     return request.app.state.advice_cache
 
 
-def get_limiter(request: Request) -> Limiter:
+async def get_limiter(request: Request) -> Limiter:
     return request.app.state.limiter
 
 

@@ -34,6 +34,18 @@ ADVICE: dict[str, dict[str, Any]] = {
         "param_count": 1_000_000_000, "batch_size": 512, "seq_len": 2048,
         "dataset_size": 100_000_000_000, "dataset_unit": "tokens", "total_steps": 100_000,
         "normalization": ["rmsnorm"], "optimizer": "lion"}),
+    "whisper": _ex("A speech encoder-decoder (seq2seq, modality speech: the Whisper row)", {
+        "task": "seq2seq", "modality": "speech", "stage": "pretrain",
+        "architecture": "encoder_decoder_transformer", "param_count": 244_000_000,
+        "batch_size": 256, "dataset_size": 81_600_000, "total_steps": 1_048_576}),
+    "dpo": _ex("DPO preference tuning of a 7B SFT model", {
+        "task": "llm_preference", "architecture": "decoder_transformer",
+        "param_count": 7_000_000_000, "batch_size": 32, "seq_len": 1024, "dataset_size": 61_000,
+        "epochs": 3}),
+    "vit_finetune": _ex("Fine-tuning a ViT-B (stage finetune)", {
+        "task": "vision_transformer", "stage": "finetune", "architecture": "vit",
+        "param_count": 86_000_000, "batch_size": 1024, "dataset_size": 1_281_167,
+        "epochs": 100}),
 }
 
 RANGE_TEST: dict[str, dict[str, Any]] = {

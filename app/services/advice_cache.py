@@ -1,15 +1,21 @@
-"""The advice cache in Redis: key = content hash of the normalised request + rule/core versions.
+"""The advice cache: an in-process LRU in front of Redis. Key = hash of the validated request's
+JSON + rule/recipe/core versions.
 
-A cache is an optimisation, so every Redis call is bounded by ``advice_cache_timeout_s`` and any
-error opens a short circuit (``advice_cache_retry_after_s``) during which the cache is skipped —
-the API keeps answering at full speed with Redis down instead of paying a timeout per request.
+Advice is a pure function of (request, versions), and the versions are in the key, so an entry
+can never go stale: the process-local LRU answers a repeated request without a network round
+trip, and Redis shares answers between API processes (a miss here, a hit there). Every Redis call
+is bounded by ``advice_cache_timeout_s`` and any error opens a short circuit
+(``advice_cache_retry_after_s``) during which Redis is skipped — the API keeps answering at full
+speed with Redis down instead of paying a timeout per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -17,26 +23,31 @@ from redis.exceptions import RedisError
 from optim_core import __version__
 from optim_core.advice.models import AdviceRequest
 from optim_core.advice.rules import RULES_VERSION
-from optim_core.canonical import content_hash
 
 log = logging.getLogger("app.advice_cache")
-PREFIX = "advice:v1:"
-VERSIONS = {"rules": RULES_VERSION, "optim_core": __version__}
+PREFIX = "advice:v2:"
+_VERSIONS = f"rules={RULES_VERSION};optim_core={__version__};".encode()
 
 
 def cache_key(req: AdviceRequest) -> str:
-    # model_dump fills defaults, so two requests that mean the same thing share one key.
-    return PREFIX + content_hash(req.model_dump(mode="json"), versions=VERSIONS)
+    # A validated request dumps with every default filled and fields in schema order, so two
+    # requests that mean the same thing give the same bytes (and one key).
+    digest = hashlib.blake2b(_VERSIONS + req.model_dump_json().encode(), digest_size=20)
+    return PREFIX + digest.hexdigest()
 
 
 class AdviceCache:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int, timeout_s: float,
-                 retry_after_s: float) -> None:
+                 retry_after_s: float, local_items: int = 4096) -> None:
         self._client = client
         self._ttl = ttl_s
         self._timeout = timeout_s
         self._retry_after = retry_after_s
         self._down_until = 0.0
+        self._local: OrderedDict[str, str] = OrderedDict()
+        self._local_items = local_items
+        self._pending: dict[str, str] = {}
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def available(self) -> bool:
@@ -47,22 +58,65 @@ class AdviceCache:
         log.warning("advice cache unavailable (%s); skipping it for %.1fs", exc,
                     self._retry_after)
 
+    def _remember(self, key: str, value: str) -> None:
+        self._local[key] = value
+        self._local.move_to_end(key)
+        if len(self._local) > self._local_items:
+            self._local.popitem(last=False)
+
     async def get_many(self, keys: list[str]) -> list[str | None]:
-        if not keys or not self.available:
-            return [None] * len(keys)
+        out: list[str | None] = []
+        missing: list[int] = []
+        for i, key in enumerate(keys):
+            hit = self._local.get(key)
+            if hit is not None:
+                self._local.move_to_end(key)
+            else:
+                missing.append(i)
+            out.append(hit)
+        if not missing or not self.available:
+            return out
         try:
-            return list(await asyncio.wait_for(self._client.mget(keys), self._timeout))
+            async with asyncio.timeout(self._timeout):
+                found = await self._client.mget([keys[i] for i in missing])
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc)
-            return [None] * len(keys)
+            return out
+        for i, value in zip(missing, found, strict=True):
+            if value is not None:
+                value = value.decode() if isinstance(value, bytes) else value
+                self._remember(keys[i], value)
+                out[i] = value
+        return out
 
     async def set_many(self, items: dict[str, str]) -> None:
+        """Remember locally now; write to Redis behind the response: the writes of every miss
+        in the same loop iteration go out as one pipeline, so a miss does not wait for Redis
+        and a burst of misses costs one round trip."""
+        for key, value in items.items():
+            self._remember(key, value)
         if not items or not self.available:
             return
-        try:
-            pipe = self._client.pipeline(transaction=False)
-            for key, value in items.items():
-                pipe.set(key, value, ex=self._ttl)
-            await asyncio.wait_for(pipe.execute(), self._timeout)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._trip(exc)
+        self._pending.update(items)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let this iteration's other misses join the pipeline
+        while self._pending:
+            items, self._pending = self._pending, {}
+            try:
+                async with asyncio.timeout(self._timeout):
+                    pipe = self._client.pipeline(transaction=False)
+                    for key, value in items.items():
+                        pipe.set(key, value, ex=self._ttl)
+                    await pipe.execute()
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._trip(exc)
+                self._pending.clear()
+                return
+
+    async def drain(self) -> None:
+        """Wait for the writes behind (tests, shutdown)."""
+        if self._flusher is not None:
+            await asyncio.shield(self._flusher)

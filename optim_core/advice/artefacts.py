@@ -81,8 +81,12 @@ def _optimizer_line(opt: OptimizerAdvice) -> tuple[str, str]:
     if opt.name == "adafactor":
         return "", (f"optimizer = torch.optim.Adafactor(param_groups, lr={opt.lr!r})  "
                     "# O5.4 (torch >= 2.5)")
+    if opt.name == "lars":
+        return ("from pytorch_optimizer import LARS\n",
+                f"optimizer = LARS(param_groups, lr={opt.lr!r}, momentum={opt.momentum!r})"
+                "  # O7.1, L-LARS")
     if opt.name == "lion":
-        return ("from lion_pytorch import Lion  # pip install lion-pytorch\n",
+        return ("from pytorch_optimizer import Lion\n",
                 f"optimizer = Lion(param_groups, lr={opt.lr!r}, betas={opt.betas!r})"
                 "  # O5.4, L-LION")
     if opt.name == "rmsprop":
@@ -106,17 +110,27 @@ def _optimizer_line(opt: OptimizerAdvice) -> tuple[str, str]:
 
 def pytorch_snippet(opt: OptimizerAdvice, groups: ParamGroupRule, sched: ScheduleAdvice,
                     clip: float | None) -> str:
+    """Runnable PyTorch: the decay/no-decay split (one named rule), the optimizer, the schedule
+    as a LambdaLR, and a loop that runs exactly ``T`` optimizer steps however many passes over
+    ``loader`` that takes (a test executes it on a tiny model)."""
     extra_import, opt_line = _optimizer_line(opt)
-    clip_line = (f"    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={clip!r})"
-                 "  # O7.4\n" if clip is not None else "    # no gradient clipping (see rationale)\n")
+    clip_line = (f"        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm={clip!r})"
+                 "  # O7.4\n" if clip is not None
+                 else "        # no gradient clipping (see rationale: clip_basis)\n")
     return (
-        "import math\n\nimport torch\n" + extra_import + "\n"
-        "# model = ...  (your nn.Module); loader = ...  (your DataLoader)\n"
+        "import math\nimport re\n\nimport torch\n" + extra_import + "\n"
+        "# model = ...  (your nn.Module); loader = ...  (your DataLoader); loss_fn(model, batch)\n"
+        "# O7.3 / W10c: no decay on " + ", ".join(groups.no_decay) + "\n"
+        "skip = set(getattr(model, \"no_weight_decay\", lambda: set())())  # timm convention\n"
+        "embed = re.compile(r\"(^|[._])(pos_embed|pos_emb|position_embeddings|cls_token|"
+        "dist_token|mask_token)$\")\n"
+        "tables = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)}\n"
         "decay, no_decay = [], []\n"
         "for name, p in model.named_parameters():\n"
         "    if not p.requires_grad:\n        continue\n"
-        f"    # O7.3 / W10c: no decay on {', '.join(groups.no_decay)} — i.e. every 1-D tensor\n"
-        "    (no_decay if p.ndim < 2 else decay).append(p)\n"
+        "    exempt = (p.ndim < 2 or name in skip or embed.search(name) is not None\n"
+        f"              or {'False' if groups.decay_embeddings else 'id(p) in tables'})\n"
+        "    (no_decay if exempt else decay).append(p)\n"
         "param_groups = [\n"
         f"    {{\"params\": decay, \"weight_decay\": {opt.weight_decay!r}}},\n"
         "    {\"params\": no_decay, \"weight_decay\": 0.0},\n]\n"
@@ -124,13 +138,17 @@ def pytorch_snippet(opt: OptimizerAdvice, groups: ParamGroupRule, sched: Schedul
         + lr_factor_source(sched) + "\n\n"
         "scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)\n"
         f"# same as optim_core.specs.schedule.ScheduleSpecAdapter.validate_python({sched.spec!r}).build()\n"
-        f"for step, batch in zip(range(T), loader):\n"
-        "    loss = model(batch)  # your loss\n"
-        "    optimizer.zero_grad(set_to_none=True)\n"
-        "    loss.backward()\n"
+        "step = 0\n"
+        "while step < T:  # as many passes over the data as T steps take\n"
+        "    for batch in loader:\n"
+        "        if step == T:\n            break\n"
+        "        loss = loss_fn(model, batch)\n"
+        "        optimizer.zero_grad(set_to_none=True)\n"
+        "        loss.backward()\n"
         + clip_line +
-        "    optimizer.step()\n"
-        "    scheduler.step()\n"
+        "        optimizer.step()\n"
+        "        scheduler.step()\n"
+        "        step += 1\n"
     )
 
 

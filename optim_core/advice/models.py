@@ -8,6 +8,7 @@ names that field (``seq_len``, ``epochs``) instead of the whole body.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import (
@@ -15,16 +16,17 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    computed_field,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from optim_core.specs.optimizer import OptimizerName
 
-Task = Literal["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "encoder_finetune",
+Task = Literal["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "llm_preference",
+               "multimodal_projector", "encoder_pretrain", "encoder_finetune", "seq2seq",
                "image_classification_cnn", "vision_transformer", "other"]
+Stage = Literal["pretrain", "finetune"]
+Modality = Literal["text", "vision", "speech", "multimodal", "other"]
 Architecture = Literal["decoder_transformer", "encoder_transformer",
                        "encoder_decoder_transformer", "cnn", "vit", "mlp", "rnn", "linear",
                        "other"]
@@ -32,7 +34,20 @@ Normalization = Literal["layernorm", "rmsnorm", "batchnorm", "groupnorm", "none"
 # Any optimizer of the catalogue (optim_core.specs.catalog) can be the reference or the choice.
 RefOptimizer = OptimizerName
 
-LLM_TASKS: frozenset[str] = frozenset({"llm_pretrain", "llm_finetune_full", "llm_finetune_peft"})
+LLM_TASKS: frozenset[str] = frozenset({"llm_pretrain", "llm_finetune_full", "llm_finetune_peft",
+                                       "llm_preference", "multimodal_projector"})
+# What each task fixes of (stage, modality); None: the request's field decides (default first).
+TASK_STAGE: dict[str, Stage | None] = {
+    "llm_pretrain": "pretrain", "encoder_pretrain": "pretrain", "llm_finetune_full": "finetune",
+    "llm_finetune_peft": "finetune", "llm_preference": "finetune",
+    "multimodal_projector": "finetune", "encoder_finetune": "finetune", "seq2seq": None,
+    "image_classification_cnn": None, "vision_transformer": None, "other": None}
+TASK_MODALITY: dict[str, Modality | None] = {
+    "llm_pretrain": "text", "encoder_pretrain": "text", "llm_finetune_full": "text",
+    "llm_finetune_peft": "text", "llm_preference": "text", "multimodal_projector": "multimodal",
+    "encoder_finetune": "text", "seq2seq": None, "image_classification_cnn": "vision",
+    "vision_transformer": "vision", "other": None}
+DEFAULT_MODALITY: dict[str, Modality] = {"seq2seq": "text", "other": "other"}
 MAX_PARAMS = 10**13
 MAX_STEPS = 100_000_000
 
@@ -87,6 +102,41 @@ class AdviceRequest(_Model):
         default=None,
         description="the optimizer you will use; the advice adapts LR, betas/momentum, weight "
                     "decay, warmup and clipping to it (left out: the engine picks one, O7.1)")
+    stage: Stage | None = Field(
+        default=None, validate_default=True,
+        description="pre-training (from scratch) or fine-tuning (from trained weights); fixed "
+                    "by the llm_*/encoder_* tasks, free for seq2seq, vision and other "
+                    "(default pretrain)")
+    modality: Modality | None = Field(
+        default=None, validate_default=True,
+        description="the data the model reads; fixed by most tasks, free for seq2seq "
+                    "(text: T5 family; speech: Whisper family) and other")
+
+    @field_validator("stage")
+    @classmethod
+    def _stage_fits_task(cls, v: str | None, info: ValidationInfo) -> str | None:
+        task = info.data.get("task")
+        fixed = TASK_STAGE.get(task) if task is not None else None
+        if fixed is not None and v is not None and v != fixed:
+            raise PydanticCustomError(
+                "stage_conflict", "task {task} is {fixed}; got stage {got}",
+                {"task": task, "fixed": fixed, "got": v, "expected": fixed})
+        if task is None:
+            return v
+        return v if v is not None else (fixed or "pretrain")
+
+    @field_validator("modality")
+    @classmethod
+    def _modality_fits_task(cls, v: str | None, info: ValidationInfo) -> str | None:
+        task = info.data.get("task")
+        if task is None:
+            return v
+        fixed = TASK_MODALITY.get(task)
+        if fixed is not None and v is not None and v != fixed:
+            raise PydanticCustomError(
+                "modality_conflict", "task {task} reads {fixed}; got modality {got}",
+                {"task": task, "fixed": fixed, "got": v, "expected": fixed})
+        return v if v is not None else (fixed or DEFAULT_MODALITY.get(task, "other"))
 
     @field_validator("seq_len")
     @classmethod
@@ -151,6 +201,29 @@ class ParamGroupRule(_Model):
     decay_embeddings: bool
 
 
+class LoraAdvice(_Model):
+    """Adapter settings for parameter-efficient fine-tuning (peft.LoraConfig's fields)."""
+
+    r: int
+    lora_alpha: int
+    lora_dropout: float
+    target_modules: list[str]
+    sources: list[str]
+
+
+class RecipeUsed(_Model):
+    """Which recipe row decided the advice, and the published recipes behind it."""
+
+    id: str
+    regime: str
+    stage: Stage
+    modality: Modality
+    sources: list[str]
+    anchor_families: list[str]
+    published_lr_range: tuple[float, float] | None = None
+    disagreement: bool = False
+
+
 class ScheduleAdvice(_Model):
     name: str
     peak_lr: float
@@ -178,27 +251,25 @@ class SearchAdvice(_Model):
 RULES_PATH = "/v1/rules/"
 
 
-class RationaleEntry(_Model):
+# Plain frozen dataclasses: the engine makes ~25 of these per advice, and constructing a
+# dataclass costs a fraction of a pydantic model's; pydantic still validates, serialises and
+# documents them as part of ``Advice``.
+@dataclass(frozen=True)
+class RationaleEntry:
     field: str
     value: Any
     rule_ids: list[str]
     text: str
+    # Derived from rule_ids (GET these for each cited rule's words, source and parameters): always
+    # rebuilt, so a response read back (the Python client) cannot carry stale links.
+    rule_links: list[str] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_derived(cls, data: Any) -> Any:
-        # rule_links is computed from rule_ids: a response read back (the Python client) carries
-        # it, and it must not count as an unknown field.
-        if isinstance(data, dict) and "rule_links" in data:
-            data = {k: v for k, v in data.items() if k != "rule_links"}
-        return data
-
-    @computed_field(description="GET these for each cited rule's words, source and parameters")
-    def rule_links(self) -> list[str]:
-        return [RULES_PATH + i for i in self.rule_ids]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule_links", [RULES_PATH + i for i in self.rule_ids])
 
 
-class AdviceWarning(_Model):
+@dataclass(frozen=True)
+class AdviceWarning:
     rule_ids: list[str]
     text: str
 
@@ -213,10 +284,13 @@ class Artefacts(_Model):
 class Advice(_Model):
     """The advice without transport details (``cached`` is added by the API)."""
 
+    recipe: RecipeUsed
     optimizer: OptimizerAdvice
     param_groups: ParamGroupRule
     schedule: ScheduleAdvice
     clip_norm: float | None
+    clip_basis: Literal["recipe", "safety_default", "none"]
+    peft: LoraAdvice | None = None
     batch_scaling: BatchScaling
     search: SearchAdvice
     monitor: list[str]

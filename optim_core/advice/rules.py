@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from optim_core.advice.recipes import RECIPES_VERSION
+
 Kind = Literal["update_rule", "decision", "refusal", "literature", "diagnostic", "informational"]
 
 
@@ -42,7 +44,7 @@ RULES: tuple[Rule, ...] = (
          "gradient is the minibatch average, so LR and batch size interact", f"{_O} §2.1",
          "update_rule"),
     Rule("O3.1", "advised optimizer is SGD",
-         "momentum β = 0.9", f"{_O} §3.1", "update_rule", {"momentum": 0.9}),
+         "momentum β = 0.9", f"{_O} §3.1", "update_rule"),
     Rule("O3.2", "advised optimizer is SGD",
          "Nesterov look-ahead offered as an option (the advice keeps plain momentum, as the "
          "reference recipes did)", f"{_O} §3.2", "update_rule"),
@@ -59,8 +61,7 @@ RULES: tuple[Rule, ...] = (
          "explains β1, β2 and bias correction", f"{_O} §5.1", "update_rule"),
     Rule("O5.2", "advised optimizer is in the Adam family",
          "defaults β1 0.9, β2 0.999, ε 1e-8 unless a literature row overrides",
-         f"{_O} §5.2", "update_rule", {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-                                       "lr_range": (1e-4, 1e-3)}),
+         f"{_O} §5.2", "update_rule", {"lr_range": (1e-4, 1e-3)}),
     Rule("O5.3", "advised optimizer uses weight decay with adaptive steps",
          "use decoupled decay (AdamW), not L2 in Adam's gradient", f"{_O} §5.3", "update_rule"),
     Rule("W6", "advised optimizer uses weight decay with adaptive steps",
@@ -98,22 +99,19 @@ RULES: tuple[Rule, ...] = (
     Rule("O6.3d", "architecture is an encoder-decoder trained with Adafactor (T5) from scratch",
          "inverse square root schedule after warmup", f"{_O} §6.3"),
     Rule("O6.4", "task is LLM pre-training",
-         "warmup 2,000 steps then cosine to η_min = 0.1 η_max", f"{_O} §6.4",
-         params={"warmup_steps": 2000, "min_lr_ratio": 0.1}),
+         "warmup 2,000 steps then cosine to η_min = 0.1 η_max", f"{_O} §6.4"),
     # --- practical guidelines -------------------------------------------------------------------
     Rule("O7.1", "always", "optimizer by task: LLM → AdamW; fine-tuning → AdamW/Adafactor; CNN → "
          "SGD + momentum; large batch (beyond 8,192 sequences/examples, and only where the "
          "literature switched: L-LAMB, not for LLMs: L-LLMBATCH) → LAMB; memory-tight → "
-         "Adafactor", f"{_O} §7.1; the 8,192 threshold is You et al. 2020's (see L-LAMB)",
-         params={"large_batch": 8192}),
+         "Adafactor", f"{_O} §7.1; the 8,192 threshold is You et al. 2020's (see L-LAMB)"),
     Rule("O7.2", "task is LLM pre-training or a fine-tune",
          "LR ranges: pre-training 1e-4…3e-4, fine-tuning 1e-5…5e-5; larger model ⇒ smaller LR; "
          "warn when the advice leaves the range", f"{_O} §7.2",
-         params={"pretrain": (1e-4, 3e-4), "finetune": (1e-5, 5e-5),
-                 "finetune_anchors": ((1e8, 5e-5), (1e11, 1e-5))}),
+         params={"pretrain": (1e-4, 3e-4), "finetune": (1e-5, 5e-5)}),
     Rule("O7.3", "decoupled weight decay is advised",
          "λ in 0.01…0.1; never on biases or LayerNorm; larger models somewhat larger λ",
-         f"{_O} §7.3", params={"range": (0.01, 0.1)}),
+         f"{_O} §7.3"),
     Rule("O7.4", "always (the clip value is set per task)",
          "clip the global gradient norm at τ = 1.0; essential for LLMs", f"{_O} §7.4",
          params={"clip_norm": 1.0}),
@@ -129,12 +127,11 @@ RULES: tuple[Rule, ...] = (
          params={"grid": (0.0, 1e-5, 1e-4, 1e-3, 1e-2)}),
     Rule("W7b", "coupled decay (SGD): always; decoupled: small data set",
          "small data ⇒ larger λ, large data ⇒ smaller λ (log-log interpolation between "
-         "1e4 examples → 1e-2 and 1e6 examples → 1e-4)", f"{_W} §7",
-         params={"anchors": ((1e4, 1e-2), (1e6, 1e-4)), "small": 1e4}),
+         "1e4 examples → 1e-2 and 1e6 examples → 1e-4)", f"{_W} §7"),
     Rule("W7c", "any advice with weight decay",
          "refused: 'λ ≈ 0.01/lr' conflicts with O7.3 and W7b (λ = 10 at lr 1e-3); not applied, "
          "and the warning says what it would have given", f"{_W} §7 (GUIDELINES conflict note)",
-         "refusal", {"numerator": 0.01}),
+         "refusal"),
     Rule("W7d", "dropout > 0", "less weight decay with dropout: λ × max(0.5, 1 − p)", f"{_W} §7",
          params={"floor": 0.5}),
     Rule("W8", "diagnose with a validation loss; advice monitor list",
@@ -143,7 +140,7 @@ RULES: tuple[Rule, ...] = (
     Rule("W9", "architecture is linear", "L1 / elastic net for sparse features is mentioned; the "
          "advice keeps L2 / decoupled decay", f"{_W} §9", "informational"),
     Rule("W10a", "always", "some weight decay unless there is a reason (start 1e-4 / 1e-3)",
-         f"{_W} §10", params={"floor": 1e-4}),
+         f"{_W} §10"),
     Rule("W10b", "LR differs from the reference recipe's LR",
          "warn: retune λ after changing the LR", f"{_W} §10", "informational"),
     Rule("W10c", "always (parameter groups)",
@@ -156,24 +153,6 @@ RULES: tuple[Rule, ...] = (
          "PyTorch form of the optimizer (AdamW(..., weight_decay=); SGD(..., momentum=0.9))",
          f"{_W} §11", "informational"),
     # --- literature rows ------------------------------------------------------------------------
-    Rule("L-GPT3", "task is LLM pre-training",
-         "peak LR by log-log interpolation over parameters between GPT-3's sizes, with each "
-         "size's batch (tokens); β2 = 0.95, ε 1e-8, wd 0.1, clip 1.0, cosine to 10 %",
-         "Brown et al. 2020, 'Language Models are Few-Shot Learners', Table 2.1 and App. B",
-         "literature",
-         {"anchors": ((125e6, 6.0e-4, 0.5e6), (350e6, 3.0e-4, 0.5e6), (760e6, 2.5e-4, 0.5e6),
-                      (1.3e9, 2.0e-4, 1e6), (2.7e9, 1.6e-4, 1e6), (6.7e9, 1.2e-4, 2e6),
-                      (13e9, 1.0e-4, 2e6), (175e9, 0.6e-4, 3.2e6)),
-          "beta2": 0.95, "weight_decay": 0.1}),
-    Rule("L-LLAMA", "task is LLM pre-training",
-         "AdamW β 0.9/0.95, wd 0.1, clip 1.0, 2,000 warmup steps, cosine to 10 % — the same "
-         "values as L-GPT3 (β2, wd) and O6.4 (warmup, η_min), whose params the engine reads; "
-         "cited as a second source for them",
-         "Touvron et al. 2023, 'LLaMA', §2.2", "literature"),
-    Rule("L-KAPLAN20", "task is LLM pre-training and N inside Kaplan's fitted range",
-         "cross-check LR(N) ≈ 0.003239 − 0.0001395 ln N widens the LR search range to include it",
-         "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', App. D.6 (eq. D.1)",
-         "literature", {"a": 0.003239, "b": 0.0001395, "n_range": (1e6, 1.5e9)}),
     Rule("L-MALLADI22", "reference recipe given (or LLM pre-training anchor batch) and the "
          "optimizer is Adam-family",
          "square-root scaling: batch × κ ⇒ LR × √κ (factor clamped to [1/16, 4])",
@@ -185,15 +164,12 @@ RULES: tuple[Rule, ...] = (
          "the B = 256 reference LR 0.1 is He 2016's, without it); linear scaling holds up to ~8k",
          "Goyal et al. 2017, 'Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour', §2.1, "
          "§2.2, §5.1", "literature",
-         {"base_lr": 0.1, "base_batch": 256, "warmup_epochs": 5, "warmup_above_batch": 256,
-          "epochs": 90, "milestone_epochs": (30, 60, 80), "gamma": 0.1, "min_epochs": 9,
-          "max_batch": 8192, "ratio_clamp": (1 / 256, 32.0)}),
+         {"ratio_clamp": (1 / 256, 32.0)}),
     Rule("L-HE19", "task is image classification with a CNN and the run is given in steps (or "
          "too few epochs for Goyal's three epoch-boundary decays)",
          "cosine decay to 0 (with Goyal's warmup rule) instead of step decay: He et al. found "
          "it as good or better, and it needs no epoch boundaries",
-         "He et al. 2019, 'Bag of Tricks for Image Classification with CNNs', §5.1", "literature",
-         {"min_lr_ratio": 0.0}),
+         "He et al. 2019, 'Bag of Tricks for Image Classification with CNNs', §5.1", "literature"),
     Rule("L-DEIT", "task is vision transformer",
          "AdamW, LR 5e-4 × B/512 (linear) up to B = 4,096, √ scaling (L-MALLADI22) from "
          "4,096 on; wd 0.05, 5-epoch warmup, cosine; the linear factor is floored at 1/16 "
@@ -201,15 +177,12 @@ RULES: tuple[Rule, ...] = (
          "Touvron et al. 2021, 'Training data-efficient image transformers', Table 9: DeiT-B "
          "at batch 1024 with lr 0.0005 × bs/512; the same table's ViT-B column (Dosovitskiy "
          "2021) trained at batch 4096 with lr 0.003, where the linear rule gives 0.004 — so "
-         "the rule is published up to 4,096, not beyond", "literature",
-         {"base_lr": 5e-4, "base_batch": 512, "linear_max_batch": 4096, "min_factor": 1 / 16,
-          "weight_decay": 0.05, "warmup_epochs": 5}),
+         "the rule is published up to 4,096, not beyond", "literature"),
     Rule("L-BERT", "task is encoder fine-tuning (LR, wd), or encoder pre-training (wd)",
          "AdamW, LR 2e-5…5e-5 (smaller for larger models), wd 0.01, warmup 10 % then linear "
          "decay to 0; pre-training also used wd 0.01 (as RoBERTa did)",
          "Devlin et al. 2019, 'BERT', §A.2 (pre-training), §A.3; google-research/bert "
-         "optimization.py", "literature",
-         {"anchors": ((1e8, 5e-5), (1e9, 1e-5)), "weight_decay": 0.01}),
+         "optimization.py", "literature"),
     Rule("L-ROBERTA", "task is encoder fine-tuning (warmup), or encoder (BERT-style) "
          "pre-training with AdamW (β2, ε)",
          "GLUE fine-tuning: warmup 6 % of steps (O6.2b caps it at 5 %) then linear decay to 0, "
@@ -217,25 +190,21 @@ RULES: tuple[Rule, ...] = (
          "cannot tell the two apart); encoder pre-training: Adam β2 0.98, ε 1e-6 (more stable "
          "at large batches), applied",
          "Liu et al. 2019, 'RoBERTa', Table 9 (pre-training: β2 0.98, ε 1e-6, batch 8k × 512) "
-         "and Table 10 (GLUE fine-tuning)", "literature",
-         {"warmup_fraction": 0.06, "beta2": 0.98, "eps": 1e-6}),
+         "and Table 10 (GLUE fine-tuning)", "literature"),
     Rule("L-ALPACA", "task is full fine-tuning of an LLM",
          "AdamW LR 2e-5 at 7B, cosine, warmup 3 %", "Taori et al. 2023, Stanford Alpaca README "
-         "(training hyperparameters)", "literature", {"warmup_fraction": 0.03}),
+         "(training hyperparameters)", "literature"),
     Rule("L-T5", "architecture is an encoder-decoder (T5 family)",
          "Adafactor, no weight decay; pre-train LR 0.01 inverse sqrt after 10^4 steps; "
-         "fine-tune constant 1e-3", "Raffel et al. 2020, 'T5', §3.1.2 and §3.1.3", "literature",
-         {"pretrain_lr": 1e-2, "finetune_lr": 1e-3, "warmup_steps": 10000}),
+         "fine-tune constant 1e-3", "Raffel et al. 2020, 'T5', §3.1.2 and §3.1.3", "literature"),
     Rule("L-LORA", "task is parameter-efficient fine-tuning",
          "AdamW LR 2e-4 (≤ 13B; 1e-4 ≥ 33B), wd 0.01, warmup, linear decay to 0",
          "Hu et al. 2021, 'LoRA', Table 11 (GPT-2 M/L E2E); Dettmers et al. 2023 QLoRA App. B.2",
-         "literature", {"anchors": ((13e9, 2e-4), (33e9, 1e-4)), "weight_decay": 0.01,
-                        "warmup_fraction": 0.03}),
+         "literature"),
     Rule("L-QLORA", "task is parameter-efficient fine-tuning and memory is tight",
          "quantized base + LoRA: paged AdamW, constant LR after 3 % warmup, clip 0.3 (adapter "
          "optimizer state is small, so O7.1's Adafactor is not needed); no weight decay",
-         "Dettmers et al. 2023, 'QLoRA', App. B.2; artidoro/qlora qlora.py defaults", "literature",
-         {"clip_norm": 0.3, "warmup_fraction": 0.03, "weight_decay": 0.0}),
+         "Dettmers et al. 2023, 'QLoRA', App. B.2; artidoro/qlora qlora.py defaults", "literature"),
     Rule("L-LAMB", "batch beyond O7.1's 8,192 sequences/examples for an encoder (BERT-style) "
          "transformer, a ViT or a generic task; never an LLM/decoder (L-LLMBATCH), a CNN "
          "(SGD, L-GOYAL17) or adapters",
@@ -244,7 +213,7 @@ RULES: tuple[Rule, ...] = (
          "minutes', abstract and §4: earlier large-batch methods fail for BERT beyond 8,192; "
          "LAMB pre-trained BERT at 65,536 (seq 128) and 32,768 (seq 512) sequences, wd 0.01; "
          "RoBERTa (Liu 2019, Table 9) trained Adam at 8k × 512, so 8,192 itself stays AdamW",
-         "literature", {"weight_decay": 0.01, "eps": 1e-6}),
+         "literature", {"eps": 1e-6}),
     Rule("L-LLMBATCH", "LLM/decoder training with a batch beyond O7.1's 8,192 sequences",
          "keep AdamW: O7.1's large-batch LAMB is not applied to LLMs, because every published "
          "LLM recipe trained AdamW at its batch",
@@ -257,12 +226,13 @@ RULES: tuple[Rule, ...] = (
          {"max_tokens": 1e8}),
     # --- transfer rows: the user chose an optimizer other than O7.1's pick --------------------
     Rule("L-LION", "the user chose Lion",
-         "LR = the AdamW advice ÷ 3 and decoupled λ = AdamW's × 3 (lr·λ unchanged, capped at "
-         "1.0); betas (0.9, 0.99); same schedule shape as AdamW",
+         "LR = the AdamW advice ÷ k and decoupled λ = AdamW's × k, k by regime (10 for vision, "
+         "3 for language: the recipe row's lion_divisor); lr·λ is kept — at the λ bound 1.0 "
+         "the LR absorbs the rest; betas (0.9, 0.99); same schedule shape as AdamW",
          "Chen et al. 2023, 'Symbolic Discovery of Optimization Algorithms', §5 (LR 3-10x "
          "smaller, λ 3-10x larger than AdamW; β 0.9/0.99), as quoted in lucidrains/lion-pytorch "
          "README, whose runs found 3x better than 10x for language modelling", "literature",
-         {"lr_divisor": 3.0, "betas": (0.9, 0.99), "max_weight_decay": 1.0}),
+         {"betas": (0.9, 0.99)}),
     Rule("L-ADAFACTOR", "Adafactor without a T5-style recipe (not an encoder-decoder)",
          "external LR = the AdamW advice, with relative_step=False, scale_parameter=False, "
          "warmup_init=False (a manual schedule), warmup kept",
@@ -277,6 +247,90 @@ RULES: tuple[Rule, ...] = (
          "example; the three-decade range is this project's choice", "literature",
          {"vision_base_lr": 0.1, "vision_base_batch": 256, "guess_lr": 0.01,
           "guess_decades": 3.0}),
+    # --- recipe-table sources (recipes.py rows cite these; anchors name table and page) -----
+    Rule("L-LLM-FAMILIES", "task is LLM (decoder) pre-training",
+         "LR by a log-log least-squares fit over model size and batch (tokens) of published "
+         "runs from several families; wd 0.1, β2 0.95, clip 1.0, 2,000 warmup steps, cosine to "
+         "10 %", "GPT-3 (Brown 2020 Table 2.1), OPT (Zhang 2022 Table 1), Pythia (Biderman "
+         "2023), LLaMA (Touvron 2023 Table 2), Llama 2 (Touvron 2023 Table 1), Gopher (Rae 2021 "
+         "Table 1), Chinchilla (Hoffmann 2022), BLOOM (BigScience 2022), GPT-NeoX-20B (Black "
+         "2022), DeepSeek LLM (2024 Table 2), OLMo (Groeneveld 2024), TinyLlama (Zhang 2024)",
+         "literature"),
+    Rule("L-DEEPSEEK", "task is LLM pre-training (cross-check only)",
+         "compute law η_opt = 0.3118·C^−0.125 (C ≈ 6·N·D FLOPs here; the paper uses "
+         "non-embedding FLOPs/token × tokens); when it is more than 3× from the advice the LR "
+         "search range is widened to cover it",
+         "DeepSeek-AI 2024, 'DeepSeek LLM', §3.1 (eq. for η_opt and B_opt = 0.2920·C^0.3271)",
+         "literature", {"a": 0.3118, "b": -0.125}),
+    Rule("L-ELECTRA", "encoder pre-training or fine-tuning",
+         "ELECTRA's LRs (5e-4 small, 2e-4 base/large pre-training; 1e-4 base fine-tuning)",
+         "Clark et al. 2020, 'ELECTRA', Tables 6 and 7", "literature"),
+    Rule("L-WHISPER", "speech encoder-decoder (modality speech)",
+         "AdamW β2 0.98, ε 1e-6, wd 0.1, 2,048 warmup steps, linear decay to 0, clip 1.0; LR "
+         "by size 1.5e-3 (39M) … 1.75e-4 (1.55B) at batch 256; fine-tuning 1e-5",
+         "Radford et al. 2022, 'Whisper', App. F Tables 17-18; Gandhi 2022 'Fine-Tune "
+         "Whisper' (Hugging Face blog)", "literature"),
+    Rule("L-SWIN", "vision transformer / AdamW vision from scratch",
+         "AdamW 1e-3 at batch 1024, wd 0.05, 20 warmup epochs, cosine, clip 5.0",
+         "Liu et al. 2021, 'Swin Transformer', App. A2.1", "literature"),
+    Rule("L-CONVNEXT", "a modern CNN trained with AdamW, or vision fine-tuning",
+         "ConvNeXt: AdamW 4e-3 at batch 4096, wd 0.05, 20 warmup epochs, cosine, no clipping; "
+         "22K→1K fine-tuning 5e-5 at 512, wd 1e-8",
+         "Liu et al. 2022, 'A ConvNet for the 2020s', Tables 5 and 6", "literature"),
+    Rule("L-VIT", "vision transformer from scratch",
+         "ViT-B/16 on ImageNet: Adam 3e-3 at batch 4096, wd 0.3, 10k warmup steps, clip 1.0",
+         "Dosovitskiy et al. 2021, 'An Image is Worth 16x16 Words', Table 3 / App. B.1",
+         "literature"),
+    Rule("L-MAE", "vision pre-training (masked autoencoder) or fine-tuning a MAE model",
+         "pre-training 1.5e-4 × B/256, wd 0.05, β2 0.95, 40 warmup epochs; fine-tuning 5e-4 "
+         "× B/256, wd 0.05, layer decay 0.65, 5 warmup epochs",
+         "He et al. 2022, 'Masked Autoencoders Are Scalable Vision Learners', App. A.1-A.2",
+         "literature"),
+    Rule("L-BIT", "vision fine-tuning with SGD",
+         "BiT-HyperRule: SGD momentum 0.9, lr 0.003 at batch 512, × 0.1 at 30/60/90 %, no wd",
+         "Kolesnikov et al. 2020, 'Big Transfer (BiT)', §3.3", "literature"),
+    Rule("L-HE16", "CNN image classification (ImageNet, CIFAR)",
+         "SGD momentum 0.9, lr 0.1 at batch 256 (ImageNet) / 128 (CIFAR-10), wd 1e-4, "
+         "÷ 10 at fixed points",
+         "He et al. 2016, 'Deep Residual Learning', §3.4 and §4.2", "literature"),
+    Rule("L-ALEXNET", "CNN without BatchNorm",
+         "SGD momentum 0.9, lr 0.01 at batch 128, wd 5e-4",
+         "Krizhevsky et al. 2012, 'ImageNet Classification with Deep CNNs', §5", "literature"),
+    Rule("L-VGG", "CNN without BatchNorm",
+         "SGD momentum 0.9, lr 0.01 at batch 256, wd 5e-4",
+         "Simonyan & Zisserman 2015, 'Very Deep Convolutional Networks', §3.1", "literature"),
+    Rule("L-CIFAR", "CNN image classification on a small (CIFAR-scale) data set",
+         "SGD momentum 0.9, lr 0.1 at batch 128, wd 1e-4 (He) or 5e-4 (WRN, ResNeXt), step "
+         "decay at 50 %/75 % of the run, no warmup",
+         "He et al. 2016 §4.2; Zagoruyko & Komodakis 2016 (WRN) §3; Huang et al. 2017 "
+         "(DenseNet) §4.2; Xie et al. 2017 (ResNeXt) §5.3", "literature"),
+    Rule("L-LARS", "CNN with a batch beyond O7.1's 8,192, or LARS chosen",
+         "LARS: lr 0.3 × B/256 (SimCLR) / 0.2 × B/256 (BYOL), wd 1e-6…1.5e-6, 10 warmup "
+         "epochs, cosine, no clipping",
+         "You et al. 2017 (LARS); Chen et al. 2020 'SimCLR' App. B.1; Grill et al. 2020 "
+         "'BYOL' App. C", "literature"),
+    Rule("L-VICUNA", "full fine-tuning of an LLM",
+         "AdamW 2e-5, batch 128, 3 epochs, warmup 3 %, cosine, wd 0",
+         "Chiang et al. 2023, Vicuna (FastChat scripts/train_vicuna_13b.sh)", "literature"),
+    Rule("L-TULU", "full fine-tuning or preference tuning of an LLM",
+         "SFT: 2e-5 (1e-5 at 70B), batch 128, 2 epochs, warmup 3 %, linear; DPO: 5e-7, batch "
+         "32, 3 epochs, warmup 10 %", "Ivison et al. 2023, 'Camels in a Changing Climate: "
+         "Tulu 2', §3", "literature"),
+    Rule("L-LIMA", "full fine-tuning of an LLM on a small set",
+         "AdamW β2 0.95, wd 0.1, lr 1e-5 linearly decaying to 1e-6, no warmup, 15 epochs",
+         "Zhou et al. 2023, 'LIMA', §3", "literature"),
+    Rule("L-DPO", "preference tuning (DPO)",
+         "RMSprop lr 1e-6, batch 64, 150 warmup steps (the paper); AdamW recipes use ~5e-7",
+         "Rafailov et al. 2023, 'Direct Preference Optimization', App. B", "literature"),
+    Rule("L-ZEPHYR", "preference tuning (DPO)",
+         "DPO lr 5e-7, batch 32, warmup 10 %, linear decay",
+         "Tunstall et al. 2023, 'Zephyr: Direct Distillation of LM Alignment', §4",
+         "literature"),
+    Rule("L-LLAVA", "multimodal projector alignment",
+         "train only the projector: lr 2e-3 at batch 128 (LLaVA) / 1e-3 at 256 (LLaVA-1.5), "
+         "1 epoch, warmup 3 %, cosine, wd 0",
+         "Liu et al. 2023, 'Visual Instruction Tuning' §5; Liu et al. 2023, 'Improved "
+         "Baselines with Visual Instruction Tuning' (LLaVA-1.5)", "literature"),
 )
 
 RULES_BY_ID: MappingProxyType[str, Rule] = MappingProxyType({r.id: r for r in RULES})
@@ -292,7 +346,9 @@ def _version(rules: tuple[Rule, ...]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 
 
-RULES_VERSION: str = _version(RULES)
+# The recipe table's rows are decisions too: a changed anchor changes every cache key.
+RULES_VERSION: str = hashlib.sha256(
+    (_version(RULES) + RECIPES_VERSION).encode()).hexdigest()[:16]
 
 
 def param(rule_id: str, name: str) -> Any:

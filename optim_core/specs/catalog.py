@@ -23,6 +23,7 @@ adafactor   1e-2     –               1e-30  –         0.01    torch defaults
 lamb        1e-3     (0.9, 0.999)    1e-6   –         0.01    pytorch-optimizer defaults; O7.3 wd
 lion        1e-4     (0.9, 0.99)     –      –         0.1     Lion paper: LR 3-10x lower, wd 3-10x
                                                                 higher than AdamW's
+lars        0.1      –               –      0.9       1e-6    SimCLR (0.3 × B/256, wd 1e-6); O7.1
 ==========  =======  ==============  =====  ========  ======  ========================================
 
 RMSprop has one EMA (O4.2's β, torch's ``alpha``); it is ``betas[1]`` — the squared-gradient EMA,
@@ -123,6 +124,14 @@ _ROWS = (
               lambda s: {"betas": s.betas, "eps": s.eps, "weight_decouple": True},
               state_slots=2.0, decoupled=True, adam_like=True, adaptive=True,
               rule_ids=("O5.4", "O7.1")),
+    # LARS (You et al. 2017): SGD + momentum with a layer-wise trust ratio ‖w‖/‖g‖ (trust
+    # coefficient 1e-3, the library's and SimCLR's); its λ is added to the gradient before the
+    # ratio, i.e. L2, not decoupled. pytorch_optimizer 4.x skips 1-D tensors itself (no decay,
+    # no ratio), which is also the param-group rule. One momentum buffer.
+    OptimInfo("lars", "pytorch_optimizer:LARS", {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-6},
+              lambda s: {"momentum": s.momentum},
+              state_slots=1.0, decoupled=False, adam_like=False, adaptive=True,
+              rule_ids=("O7.1",)),
     OptimInfo("lion", "pytorch_optimizer:Lion",
               {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.1},
               lambda s: {"betas": s.betas, "weight_decouple": True},

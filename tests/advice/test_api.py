@@ -62,9 +62,11 @@ def test_advice_answers_with_the_cache_down() -> None:
     app = create_app(Settings(redis_url=url, cache_redis_url=url))
     with TestClient(app) as c:
         t0 = time.perf_counter()
-        for _ in range(5):
+        for i in range(5):
             r = c.post("/v1/advice", json=SPEC)
-            assert r.status_code == 200 and r.json()["cached"] is False
+            # the first is computed; the repeats come from the process-local level (advice is a
+            # pure function of request + versions), Redis or not
+            assert r.status_code == 200 and r.json()["cached"] is (i > 0)
         assert time.perf_counter() - t0 < 3.0
 
 

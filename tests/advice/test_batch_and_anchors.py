@@ -47,20 +47,20 @@ def test_tokens_typed_into_batch_size_warn() -> None:
     assert a.optimizer.name == "adamw"
 
 
-@pytest.mark.parametrize(("spec", "rid", "rng"), [
-    ({**GPT3_175B, "param_count": 10**12}, "L-GPT3", "1.25e+08…1.75e+11"),
-    ({**LLM, "param_count": 50_000_000}, "L-GPT3", "1.25e+08…1.75e+11"),
-    ({**ENC, "param_count": 10**10}, "L-BERT", "1e+08…1e+09"),
+@pytest.mark.parametrize(("spec", "rid", "rng", "n_inside"), [
+    ({**GPT3_175B, "param_count": 10**13}, "L-LLM-FAMILIES", "4.4e+07…2.8e+11", 3e8),
+    ({**LLM, "param_count": 10_000_000}, "L-LLM-FAMILIES", "4.4e+07…2.8e+11", 3e8),
+    ({**ENC, "param_count": 10**10}, "L-BERT", "1.1e+08…3.55e+08", 3e8),
     (dict(task="llm_finetune_full", param_count=10**12, batch_size=64, seq_len=512,
-          dataset_size=50_000, epochs=3), "O7.2", "1e+08…1e+11"),
+          dataset_size=50_000, epochs=3), "L-ALPACA", "7e+09…7e+10", 13e9),
 ])
-def test_outside_the_anchors_warns_with_the_rule_and_range(spec: dict, rid: str,
-                                                           rng: str) -> None:
+def test_outside_the_anchors_warns_with_the_rule_and_range(spec: dict, rid: str, rng: str,
+                                                           n_inside: float) -> None:
     a = run(**spec)
-    marker = f"range of {rid}'s anchors"
+    marker = "outside the anchors'"
     text = warns(a, rid)
     assert marker in text and rng in text, text
-    inside = run(**{**spec, "param_count": 300_000_000})
+    inside = run(**{**spec, "param_count": int(n_inside)})
     assert marker not in warns(inside, rid)
     assert a.confidence < inside.confidence
 
