@@ -1,8 +1,10 @@
 """LR suggestions from a range-test curve: pure functions of ``(lrs, losses)`` (torch-free).
 
 This is the *deciding* half of the range test (``range_test.py`` measures). Everything here takes
-plain sequences of floats, so the API process can re-run it on a stored curve, and tests can pin
-what each rule returns on hand-built curves.
+plain sequences of floats and is plain Python (no numpy: the API process imports neither torch nor
+numpy), so the API can re-run it on a stored curve, and tests can pin what each rule returns on
+hand-built curves. The numpy calls the anchors' rules are written with have bit-identical
+stand-ins below (`_gradient`, `_argmin`, `_median`, …).
 
 ``losses`` are the *smoothed* losses of the sweep (``RangeTestResult.losses``). Non-finite values
 (NaN, +/-Inf, None) end the usable curve: only the finite prefix is read, the way fastai drops
@@ -60,11 +62,11 @@ lower bound; ``torch.optim.lr_scheduler.OneCycleLR`` starts at ``max_lr / 25`` b
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-
-import numpy as np
 
 #: the recommended pick backs off from the smoothed minimum by this factor (fastai's rule of thumb).
 BACKOFF = 10.0
@@ -143,7 +145,7 @@ def smooth(raw: FloatSeq, beta: float = 0.98) -> list[float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndarray]:
+def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[list[float], list[float]]:
     """The curve up to (not including) the first non-finite loss or LR."""
     n = min(len(lrs), len(losses))
     out_l: list[float] = []
@@ -157,11 +159,11 @@ def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndar
             break
         out_l.append(lr_f)
         out_y.append(y_f)
-    return np.asarray(out_l, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
+    return out_l, out_y
 
 
 def _fastai_view(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[list[float], list[float]]:
     """What fastai's ``lr_find`` hands its suggestion functions: the recorded curve trimmed to
     ``[num_it // 10 : -5]`` (``num_it`` = the steps *asked for*, so a sweep that stopped early is
     trimmed from the same point as a full one), then cut at the first non-finite value. Falls
@@ -172,6 +174,42 @@ def _fastai_view(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None
     if len(y) >= 2:
         return x, y
     return _finite_prefix(lrs, losses)
+
+
+# Plain-Python stand-ins for the numpy calls the anchors' rules are written with (the API process
+# re-runs these rules and must not import numpy). Each matches numpy's result bit for bit: the same
+# float64 operations in the same order, the same tie-breaking.
+
+
+def _argmin(v: Sequence[float]) -> int:
+    """``np.argmin`` on finite values: the first index of the smallest."""
+    return min(range(len(v)), key=v.__getitem__)
+
+
+def _argmax(v: Sequence[float]) -> int:
+    """``np.argmax``: the first index of the largest."""
+    return max(range(len(v)), key=v.__getitem__)
+
+
+def _gradient(y: Sequence[float]) -> list[float]:
+    """``np.gradient(y)`` (unit spacing, edge_order=1; needs ``len(y) >= 2``): central differences
+    inside, one-sided at both ends."""
+    n = len(y)
+    return ([y[1] - y[0]] + [(y[i + 1] - y[i - 1]) / 2.0 for i in range(1, n - 1)]
+            + [y[n - 1] - y[n - 2]])
+
+
+def _diff(v: Sequence[float]) -> list[float]:
+    """``np.diff(v)``."""
+    return [b - a for a, b in itertools.pairwise(v)]
+
+
+def _median(v: Sequence[float]) -> float:
+    """``np.median``: NaN if any value is NaN (numpy propagates it), else the middle value or the
+    mean of the two middle ones."""
+    if any(math.isnan(x) for x in v):
+        return math.nan
+    return float(statistics.median(v))
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,17 +225,17 @@ def steepest(lrs: FloatSeq, losses: FloatSeq, skip_start: int = STEEP_SKIP_START
     if end - skip_start < 2:
         return None
     x, y = x[skip_start:end], y[skip_start:end]
-    return float(x[int(np.argmin(np.gradient(y)))])
+    return x[_argmin(_gradient(y))]
 
 
-def _longest_decreasing_ends(y: np.ndarray) -> list[int]:
+def _longest_decreasing_ends(y: Sequence[float]) -> list[int]:
     """``lds[i]`` = length of the longest strictly decreasing subsequence ending at ``i``.
 
     O(n log n) patience sorting on ``-y``; gives the same lengths as fastai's O(n²) double loop.
     """
     tails: list[float] = []
     lds: list[int] = []
-    for v in (-y).tolist():
+    for v in (-u for u in y):
         pos = bisect.bisect_left(tails, v)  # strict: equal values do not extend a run
         if pos == len(tails):
             tails.append(v)
@@ -220,12 +258,12 @@ def valley(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None) -> flo
     if len(y) < 2:
         return None
     lds = _longest_decreasing_ends(y)
-    max_end = int(np.argmax(lds))  # first index reaching the longest run, as fastai's loop
+    max_end = _argmax(lds)  # first index reaching the longest run, as fastai's loop
     max_start = max_end - lds[max_end]
     sections = (max_end - max_start) / 3
     idx = max_start + int(sections) + int(sections / 2)
     idx = min(max(idx, 0), len(x) - 1)
-    return float(x[idx])
+    return x[idx]
 
 
 def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
@@ -234,7 +272,7 @@ def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
     x, y = _fastai_view(lrs, losses, num_steps)
     if len(y) < 1:
         return None
-    return float(x[int(np.argmin(y))] / 10.0)
+    return x[_argmin(y)] / 10.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +280,7 @@ def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
+def _noise_ratio(y: Sequence[float], drop: float, raw: Sequence[float] | None) -> float:
     """Noise of the curve relative to its drop (shift-invariant, sign-independent).
 
     With raw losses: median batch-to-batch change ``|raw_t - raw_{t-1}|`` / drop. Without: the
@@ -251,10 +289,10 @@ def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
     if drop <= 0.0:
         return float("inf")
     if raw is not None and len(raw) >= 3:
-        return float(np.median(np.abs(np.diff(raw))) / drop)
+        return _median([abs(d) for d in _diff(raw)]) / drop
     if len(y) < 5:
         return 0.0
-    return float(np.median(np.abs(np.diff(y, n=2))) * 10.0 / drop)
+    return _median([abs(d) for d in _diff(_diff(y))]) * 10.0 / drop
 
 
 def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
@@ -282,11 +320,10 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
             cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
 
     n = len(y)
-    i_min = int(np.argmin(y))
+    i_min = _argmin(y)
     lr_min = float(x[i_min])
-    # Python floats: on an extreme curve (±1e308) the drop is inf, as before, without numpy's
-    # overflow RuntimeWarning (seen in CI from the hypothesis test).
-    drop = float(y[0]) - float(y[i_min])  # shift-invariant, works for negative losses
+    # On an extreme curve (±1e308) the drop is inf, without a warning (Python floats).
+    drop = y[0] - y[i_min]  # shift-invariant, works for negative losses
 
     confidence = 1.0
     reasons: list[str] = []
@@ -308,7 +345,8 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
                     "model, data and loss."),
             cycle_max_lr=None, cycle_min_lr=None, flags=flags)
 
-    i_flat = int(np.argmax(y <= y[i_min] + FLAT_FRACTION * drop))
+    flat_level = y[i_min] + FLAT_FRACTION * drop
+    i_flat = next(i for i, v in enumerate(y) if v <= flat_level)
     hi = lr_min / MIN_BACKOFF
     v = known["valley"]
     anchor = (lr_min / BACKOFF if v is None
