@@ -22,6 +22,13 @@ The known rules, implemented as their authors do:
 
 The recommended pick (``suggest(...).recommended``), designed against the failures above:
 
+0. "the start" of the curve is ``start_level``: the median of the first ``start_window(n)`` raw losses
+   (the first tenth of the sweep, 3 to 10 points), not the first batch. Every rule that compares
+   with the start (never decreases, the drop, the 1cycle bound, still falling, the noise ratio)
+   uses it, and the lowest point of the smoothed curve inside that window (where the EMA is little
+   more than the first batch) only counts when nothing later falls below the start. The "lowest
+   LR tried" fallback is for curves that never fall below the start anywhere.
+
 1. ``lr_min`` = LR at the minimum of the smoothed curve. Beyond it the loss rises; the smoothed
    minimum also *lags* the raw one (the EMA remembers ~50 steps), so it is already too high.
 2. ``anchor`` = weighted geometric mean ``(lr_min / BACKOFF) ** (2/3) * valley ** (1/3)``:
@@ -84,6 +91,11 @@ STEEP_SKIP_START, STEEP_SKIP_END = 10, 5
 SHORT_CURVE = 20
 #: a drop smaller than this times (1 + |first loss|) is rounding, not a fall ("never_decreases").
 FLAT_TOL = 1e-8
+#: the start of the curve is judged on its first tenth, at least START_MIN and at most START_MAX
+#: points (`start_window`): on the default sweep (1e-7 -> 10 in 100 steps) those LRs are within 0.8
+#: decades of start_lr, too small to change the model, so their losses all measure the untrained
+#: model and their median is its loss, whatever one lucky or unlucky batch says.
+START_MIN, START_MAX = 3, 10
 #: flags after which ``recommended`` is a placeholder, not a measurement (callers that act on the
 #: pick without a human, such as the trials' centre LR, must refuse it).
 UNUSABLE_FLAGS = frozenset({"too_short", "never_decreases", "diverged_immediately"})
@@ -212,6 +224,20 @@ def _median(v: Sequence[float]) -> float:
     return float(statistics.median(v))
 
 
+def start_window(n: int) -> int:
+    """How many leading points of an ``n``-point curve measure its start (see ``START_MIN``)."""
+    return min(n, max(START_MIN, min(n // 10, START_MAX)))
+
+
+def start_level(values: Sequence[float], window: int | None = None) -> float:
+    """The curve's starting loss: the median of its first ``window`` (default `start_window`)
+    values — raw losses where there are any. No single batch decides it: with the first batch 15 %
+    below the rest, ``values[0]`` (also the bias-corrected EMA's first value) would make a curve
+    that fell steadily afterwards look as if it never fell."""
+    w = start_window(len(values)) if window is None else min(window, len(values))
+    return _median(values[:w]) if w else math.nan
+
+
 # --------------------------------------------------------------------------------------------
 # the known rules
 # --------------------------------------------------------------------------------------------
@@ -299,9 +325,10 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
             num_steps: int | None = None) -> Suggestions:
     """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
 
-    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) only sharpen the
-    noise estimate behind the confidence — no LR depends on them. ``num_steps``: the steps the
-    sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
+    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) give the robust
+    starting level (`start_level`: the median of the first raw losses; without them, of the first
+    smoothed ones) and sharpen the noise estimate behind the confidence. ``num_steps``: the steps
+    the sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
     """
     x, y = _finite_prefix(lrs, losses)
     n_all = min(len(lrs), len(losses))
@@ -320,10 +347,23 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
             cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
 
     n = len(y)
+    _, raw_all = _finite_prefix(lrs, raw_losses) if raw_losses is not None else ([], [])
+    # Every comparison with "the start" uses a robust level (`start_level`), not the first point.
+    start = start_level(raw_all if len(raw_all) >= start_window(n) else y, start_window(n))
+    w = start_window(n)
     i_min = _argmin(y)
+    if i_min < w and n > w:
+        # The smoothed curve's lowest point is inside the start-up window, where the EMA has seen
+        # only a few batches (its first value *is* the first batch). If the curve later falls below
+        # the robust start, that falling region is real and is what the rules read.
+        # (A minimum right at the window's edge is the EMA washing the first batch out of a
+        # curve that only rises after it: no falling region.)
+        i_late = w + _argmin(y[w:])
+        if i_late > w and y[i_late] < start:
+            i_min = i_late
     lr_min = float(x[i_min])
     # On an extreme curve (±1e308) the drop is inf, without a warning (Python floats).
-    drop = y[0] - y[i_min]  # shift-invariant, works for negative losses
+    drop = start - y[i_min]  # shift-invariant, works for negative losses
 
     confidence = 1.0
     reasons: list[str] = []
@@ -334,19 +374,22 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
 
     # A drop within float rounding of the losses is no drop: the bias-corrected EMA of a constant
     # loss wobbles by ~1e-16, which would otherwise read as a (noise-free!) fall.
-    if drop <= FLAT_TOL * (1.0 + abs(float(y[0]))) or i_min == 0:
-        # Never went below its first value: there is no falling region to read.
+    if not drop > FLAT_TOL * (1.0 + abs(start)) or i_min == 0:
+        # Never went below its (robust) starting level: there is no falling region to read.
         rec = float(x[0])
         flags.append("never_decreases")
         return Suggestions(
             **known, lr_at_min=lr_min, recommended=rec, confidence=min(confidence, 0.05),
-            reason=("The loss never fell below its starting value, so no LR in the sweep trained; "
-                    "the lowest LR tried is returned — rerun with a lower start_lr or check the "
-                    "model, data and loss."),
+            reason=("The loss never fell below its starting value (the median of the first "
+                    f"{w} losses), so no LR in the sweep trained; the lowest LR tried is returned "
+                    "— rerun with a lower start_lr or check the model, data and loss."),
             cycle_max_lr=None, cycle_min_lr=None, flags=flags)
 
     flat_level = y[i_min] + FLAT_FRACTION * drop
-    i_flat = next(i for i, v in enumerate(y) if v <= flat_level)
+    # Searched from the end of the start-up window (unless the minimum is inside it): a lucky first
+    # batch would otherwise be "within 10 % of the minimum" at step 0.
+    first = min(w, i_min)
+    i_flat = next(i for i in range(first, i_min + 1) if y[i] <= flat_level)
     hi = lr_min / MIN_BACKOFF
     v = known["valley"]
     anchor = (lr_min / BACKOFF if v is None
@@ -363,10 +406,7 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
         confidence *= 0.5
         flags.append("still_falling")
         reasons.append("the loss had not turned up by the last LR (raise end_lr)")
-    raw = None
-    if raw_losses is not None:
-        _, raw_all = _finite_prefix(lrs, raw_losses)
-        raw = raw_all[: i_min + 1] if len(raw_all) >= i_min + 1 else None
+    raw = raw_all[: i_min + 1] if raw_losses is not None and len(raw_all) >= i_min + 1 else None
     noise = _noise_ratio(y[: i_min + 1], drop, raw)
     if noise > 0.5:
         confidence *= 0.3
