@@ -18,10 +18,10 @@ class RangeTestConfig(BaseModel):
     """How the LR range test sweeps, smooths, stops and measures.
 
     Divergence rule (see ``optim_core.training.range_test``): with ``s_t`` the smoothed loss, ``best_t`` its
-    minimum so far (from the end of the start-up window on) and ``scale_t = max(start - best_t, 3 *
-    noise_t, tiny)`` with ``start`` the median of the first raw losses (no single batch decides it) (the drop seen so far, or
-    the batch-to-batch noise of the raw loss, median ``|raw_t - raw_{t-1}|``, when little has
-    dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term
+    minimum so far (from the end of the start-up window on), ``start`` the median of the first raw
+    losses (no single batch decides it) and ``scale_t = max(start - best_t, 3 * noise_t, tiny)``
+    (the drop seen so far, or the batch-to-batch noise of the raw loss, median
+    ``|raw_t - raw_{t-1}|``, when little has dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term
     is a difference of losses, so the rule gives the same step for a loss shifted by any constant,
     and works for negative losses. With the default threshold 1.0 it stops once the smoothed loss
     has climbed back by as much as it had fallen (i.e. back to where it started).
