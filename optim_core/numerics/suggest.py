@@ -19,6 +19,10 @@ The known rules, implemented as their authors do:
   the longest strictly decreasing subsequence and return the point half-way along it (fastai:
   ``start + int(len / 3) + int(len / 6)``). Safer, tends to be low.
 * ``minimum_div10`` — fastai's ``minimum``: the LR of the lowest loss (same trimmed curve) / 10.
+* ``lightning`` (a function, not part of `Suggestions`: reported by the quality benchmark) —
+  Lightning's ``_LRFinder.suggestion`` since 2.5.3: skip the first 10 and the last point, drop
+  non-finite values, take the steepest fall of the loss against the LR itself (``np.gradient(losses,
+  lrs)``), not against the step or log-LR.
 
 The recommended pick (``suggest(...).recommended``), designed against the failures above:
 
@@ -252,6 +256,36 @@ def steepest(lrs: FloatSeq, losses: FloatSeq, skip_start: int = STEEP_SKIP_START
         return None
     x, y = x[skip_start:end], y[skip_start:end]
     return x[_argmin(_gradient(y))]
+
+
+def _gradient_at(y: Sequence[float], x: Sequence[float]) -> list[float]:
+    """``np.gradient(y, x)`` for increasing, non-uniform ``x`` (edge_order=1; ``len(y) >= 2``)."""
+    n = len(y)
+    out = [(y[1] - y[0]) / (x[1] - x[0])]
+    for i in range(1, n - 1):
+        d1, d2 = x[i] - x[i - 1], x[i + 1] - x[i]
+        out.append((-d2 / (d1 * (d1 + d2))) * y[i - 1] + ((d2 - d1) / (d1 * d2)) * y[i]
+                   + (d1 / (d2 * (d1 + d2))) * y[i + 1])
+    out.append((y[n - 1] - y[n - 2]) / (x[n - 1] - x[n - 2]))
+    return out
+
+
+def lightning(lrs: FloatSeq, losses: FloatSeq, skip_begin: int = 10, skip_end: int = 1
+              ) -> float | None:
+    """Lightning's pick (2.5.3+): the steepest fall of the loss per unit of LR, on the curve
+    without its first ``skip_begin`` and last ``skip_end`` points, non-finite points dropped."""
+    n = min(len(lrs), len(losses))
+    pts = [(float(lr), float(v)) for lr, v in zip(list(lrs)[skip_begin:n - skip_end],
+                                                  list(losses)[skip_begin:n - skip_end],
+                                                  strict=True)
+           if lr is not None and v is not None and math.isfinite(float(v))
+           and math.isfinite(float(lr))]
+    if len(pts) < 2:
+        return None
+    x, y = [p[0] for p in pts], [p[1] for p in pts]
+    if any(b <= a for a, b in itertools.pairwise(x)):
+        return None  # LRs must increase for a slope against the LR
+    return x[_argmin(_gradient_at(y, x))]
 
 
 def _longest_decreasing_ends(y: Sequence[float]) -> list[int]:
