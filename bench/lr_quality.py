@@ -9,7 +9,10 @@ config: 1e-7 -> 10 in 100 steps), and every rule reads its pick off that same cu
 ``minimum_div10`` (fastai's minimum / 10) and ``lightning`` (Lightning 2.5.3+). A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
-the final mean training loss over all batches is recorded.
+the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
+default schedule (5 % warmup, cosine to 0.1 x peak; ``--schedule constant`` holds it fixed
+instead): that is how a pick is used, and the final loss of a constant high LR is mostly the phase
+of its oscillation at the last step, which would make every regret noise.
 
     regret(rule) = final loss at the rule's LR / lowest final loss over the grid
 
@@ -35,7 +38,8 @@ from typing import Any
 import torch
 
 from bench.lr_quality_problems import FIT, HELD_OUT, PROBLEMS
-from bench.problems import Problem, full_loss, run_range_test, train_fixed_lr
+from bench.problems import Problem, full_loss, run_range_test
+from optim_core.numerics.schedules import constant, warmup_cosine
 from optim_core.numerics.suggest import lightning
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
@@ -48,18 +52,42 @@ def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
     return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
 
 
-def judge(problem: Problem, lrs: list[float], steps: int) -> dict[str, Any]:
+def train_at(problem: Problem, lr: float, steps: int, schedule: str) -> float:
+    """Final full-data loss after ``steps`` steps from the seeded init with peak LR ``lr``:
+    ``warmup_cosine`` = the trials' default schedule (5 % warmup, cosine to 0.1 x peak), how a
+    range test's pick is normally used; ``constant`` = the LR held fixed. inf once a loss is
+    NaN/Inf."""
+    sched = (constant(lr) if schedule == "constant"
+             else warmup_cosine(lr, max(1, round(0.05 * steps)), steps))
+    model = problem.make_model()
+    opt = problem.make_optimizer(list(model.parameters()), lr)
+    model.train()
+    for i in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = sched(i)
+        x, y = problem.batches[i % len(problem.batches)]
+        opt.zero_grad(set_to_none=True)
+        loss = problem.loss_fn(model(x), y)
+        if not torch.isfinite(loss):
+            return math.inf
+        loss.backward()
+        opt.step()
+    return full_loss(problem, model)
+
+
+def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
     """One case: the range test, the grid, every rule's pick, and its regret."""
     cache: dict[float, float] = {}
 
     def final(lr: float) -> float:
         if lr not in cache:
-            cache[lr] = train_fixed_lr(problem, lr, steps)
+            cache[lr] = train_at(problem, lr, steps, schedule)
         return cache[lr]
 
     rt = run_range_test(problem)
     s = dict(rt["suggestions"])
-    curve = rt["curve"] if "curve" in rt else {"lrs": rt["lrs"], "losses": rt["losses"]}
+    curve = rt["curve"] if "curve" in rt else {"lrs": rt["lrs"], "losses": rt["losses"],
+                                                "raw_losses": rt["raw_losses"]}
     s["lightning"] = lightning(curve["lrs"], curve["losses"])
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
@@ -79,7 +107,8 @@ def judge(problem: Problem, lrs: list[float], steps: int) -> dict[str, Any]:
             "grid": [{"lr": lr, "final_loss": _fin(v)} for lr, v in grid_losses.items()],
             "range_test": {"stop_reason": rt["stop_reason"], "steps_run": rt["steps_run"],
                            "confidence": s["confidence"], "flags": s["flags"],
-                           "reason": s["reason"]},
+                           "reason": s["reason"], "lr_at_min": s["lr_at_min"],
+                           "curve": curve},
             "rules": rules}
 
 
@@ -138,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--grid-per-decade", type=int, default=3)
+    ap.add_argument("--schedule", choices=["warmup_cosine", "constant"], default="warmup_cosine",
+                    help="how each LR is trained (the grid's LR is the schedule's peak)")
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--optimizers", nargs="+", default=["adamw", "sgd"], choices=["adamw", "sgd"])
     ap.add_argument("--out", type=pathlib.Path, default=OUT)
@@ -153,7 +184,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in args.problems:
         for opt in args.optimizers:
             for seed in args.seeds:
-                case = judge(PROBLEMS[name](seed, opt), lrs, args.steps) | {"seed": seed}
+                case = (judge(PROBLEMS[name](seed, opt), lrs, args.steps, args.schedule)
+                        | {"seed": seed})
                 cases.append(case)
                 print(f"[{time.perf_counter() - t0:6.0f}s] {name}/{opt}/{seed}: " + ", ".join(
                     f"{r}={'div' if v['diverged'] else format(v['regret'] or math.nan, '.3f')}"
@@ -161,7 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     split = {"all": cases, "fit": [c for c in cases if c["problem"] in FIT],
              "held_out": [c for c in cases if c["problem"] in HELD_OUT]}
     summary = {k: summarise(v) for k, v in split.items() if v}
-    doc = {"targets": TARGETS, "steps": args.steps, "grid": lrs, "fit": list(FIT),
+    doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs, "fit": list(FIT),
            "held_out": list(HELD_OUT), "summary": summary, "cases": cases,
            "seconds": time.perf_counter() - t0, "torch": torch.__version__,
            "python": platform.python_version(), "quick": args.quick}

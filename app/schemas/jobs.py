@@ -54,6 +54,11 @@ class Progress(BaseModel):
     total: int
     lr: float | None = None
     loss: float | None = None
+    # trials jobs only (optim_core.specs.range_test.ProgressEvent): where the job is
+    phase: Literal["range_test", "trial", "extension"] | None = None
+    candidate: str | None = None
+    candidate_lr: float | None = None
+    seed: int | None = None
 
 
 class JobLinks(BaseModel):

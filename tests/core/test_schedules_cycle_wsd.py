@@ -4,6 +4,7 @@ against torch's OneCycleLR step by step."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -79,7 +80,7 @@ def test_wsd_pinned(decay: str) -> None:
     assert s(total - 1) == hi * r
     assert s(total + 50) == s(total - 1)
     values = [s(t) for t in range(w - 1, total)]
-    assert all(b <= a for a, b in zip(values, values[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(values))
     mid = last_stable + d // 2  # u = 0.5
     expected = {"linear": hi + (hi * r - hi) * 0.5,
                 "cosine": hi * r + 0.5 * (hi - hi * r),
