@@ -38,8 +38,7 @@ from typing import Any
 import torch
 
 from bench.lr_quality_problems import FIT, HELD_OUT, PROBLEMS
-from bench.problems import Problem, full_loss, run_range_test
-from optim_core.numerics.schedules import constant, warmup_cosine
+from bench.problems import Problem, full_loss, run_range_test, train_fixed_lr
 from optim_core.numerics.suggest import lightning
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
@@ -52,36 +51,13 @@ def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
     return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
 
 
-def train_at(problem: Problem, lr: float, steps: int, schedule: str) -> float:
-    """Final full-data loss after ``steps`` steps from the seeded init with peak LR ``lr``:
-    ``warmup_cosine`` = the trials' default schedule (5 % warmup, cosine to 0.1 x peak), how a
-    range test's pick is normally used; ``constant`` = the LR held fixed. inf once a loss is
-    NaN/Inf."""
-    sched = (constant(lr) if schedule == "constant"
-             else warmup_cosine(lr, max(1, round(0.05 * steps)), steps))
-    model = problem.make_model()
-    opt = problem.make_optimizer(list(model.parameters()), lr)
-    model.train()
-    for i in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = sched(i)
-        x, y = problem.batches[i % len(problem.batches)]
-        opt.zero_grad(set_to_none=True)
-        loss = problem.loss_fn(model(x), y)
-        if not torch.isfinite(loss):
-            return math.inf
-        loss.backward()
-        opt.step()
-    return full_loss(problem, model)
-
-
 def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
     """One case: the range test, the grid, every rule's pick, and its regret."""
     cache: dict[float, float] = {}
 
     def final(lr: float) -> float:
         if lr not in cache:
-            cache[lr] = train_at(problem, lr, steps, schedule)
+            cache[lr] = train_fixed_lr(problem, lr, steps, schedule)
         return cache[lr]
 
     rt = run_range_test(problem)
