@@ -31,16 +31,22 @@ def test_one_cycle_pinned() -> None:
     assert S.one_cycle(hi, 62, pct_start=0.5)(15) == pytest.approx((hi / 25 + hi) / 2)
 
 
-def test_one_cycle_matches_torch_one_cycle_lr() -> None:
-    hi, total = 0.05, 57
+def _torch_one_cycle(hi: float, total: int) -> list[float]:
+    """The LR of every step under torch's OneCycleLR (pct_start 0.3, div 25, final div 1e4)."""
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=hi)
     ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hi, total_steps=total, pct_start=0.3,
                                               cycle_momentum=False)
-    theirs = []
+    out = []
     for _ in range(total):
-        theirs.append(opt.param_groups[0]["lr"])
+        out.append(opt.param_groups[0]["lr"])
         opt.step()
         ref.step()
+    return out
+
+
+def test_one_cycle_matches_torch_one_cycle_lr() -> None:
+    hi, total = 0.05, 57
+    theirs = _torch_one_cycle(hi, total)
     # torch's phase end is float(0.3 * 57) - 1 = 16.1; ours is the integer 16 (round(17.1) - 1):
     # the same curve to within the shift of a fraction of a step
     ours = [S.one_cycle(hi, total)(t) for t in range(total)]
@@ -48,15 +54,8 @@ def test_one_cycle_matches_torch_one_cycle_lr() -> None:
     assert ours[-1] == pytest.approx(theirs[-1], rel=1e-9)
     assert max(abs(a - b) for a, b in zip(ours, theirs, strict=True)) < 0.02 * hi
     exact = 60  # 0.3 * 60 = 18 exactly: the phase ends agree and so does every step
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=hi)
-    ref = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hi, total_steps=exact,
-                                              cycle_momentum=False)
-    theirs = []
-    for _ in range(exact):
-        theirs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        ref.step()
-    assert [S.one_cycle(hi, exact)(t) for t in range(exact)] == pytest.approx(theirs, rel=1e-9)
+    assert [S.one_cycle(hi, exact)(t) for t in range(exact)] == pytest.approx(
+        _torch_one_cycle(hi, exact), rel=1e-9)
 
 
 def test_one_cycle_from_range_test_bounds() -> None:

@@ -28,8 +28,8 @@ def _setup(spec: ExperimentSpec = SPEC):
     bundle = build_data(spec.data, batch_size=spec.batch_size, seed=spec.seed,
                         val_fraction=spec.val_fraction)
 
-    def factory() -> torch.nn.Module:
-        torch.manual_seed(spec.seed)
+    def factory(seed_offset: int = 0) -> torch.nn.Module:  # as the worker's (TrialsConfig.seeds)
+        torch.manual_seed(spec.seed + seed_offset)
         return build_model(spec.model, bundle.info)
 
     return factory, bundle

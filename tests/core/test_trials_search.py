@@ -7,30 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from optim_core.errors import SpecError
-from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import ProgressEvent
-from optim_core.training.registry import build_data, build_model
 from optim_core.training.trials import run_trials_on
-
-SPEC = ExperimentSpec(model={"kind": "mlp", "hidden": [16]},
-                      data={"kind": "classification", "n_samples": 320, "n_features": 8},
-                      batch_size=32)
-
-
-def _setup(spec: ExperimentSpec = SPEC):
-    bundle = build_data(spec.data, batch_size=spec.batch_size, seed=spec.seed,
-                        val_fraction=spec.val_fraction)
-
-    def factory(seed_offset: int = 0) -> torch.nn.Module:
-        torch.manual_seed(spec.seed + seed_offset)
-        return build_model(spec.model, bundle.info)
-
-    return factory, bundle
+from tests.core.test_trials import _setup
 
 
 def test_a_winner_at_the_low_edge_extends_the_grid_below_it() -> None:
