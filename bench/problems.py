@@ -133,12 +133,20 @@ def full_loss(problem: Problem, model: nn.Module) -> float:
     return v if math.isfinite(v) else math.inf
 
 
-def train_fixed_lr(problem: Problem, lr: float, steps: int) -> float:
-    """Final full-data loss after ``steps`` steps at a constant ``lr`` from the seeded init."""
+def train_fixed_lr(problem: Problem, lr: float, steps: int, schedule: str = "constant") -> float:
+    """Final full-data loss after ``steps`` steps from the seeded init at LR ``lr``: held
+    ``constant``, or as the peak of ``warmup_cosine`` (the trials' default schedule: 5 % warmup,
+    cosine to 0.1 x peak — how a range test's pick is used). inf once a loss is NaN/Inf."""
+    from optim_core.numerics.schedules import constant, warmup_cosine
+
+    sched = (constant(lr) if schedule == "constant"
+             else warmup_cosine(lr, max(1, round(0.05 * steps)), steps))
     model = problem.make_model()
     opt = problem.make_optimizer(list(model.parameters()), lr)
     model.train()
     for i in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = sched(i)
         x, y = problem.batches[i % len(problem.batches)]
         opt.zero_grad(set_to_none=True)
         loss = problem.loss_fn(model(x), y)
@@ -159,25 +167,27 @@ def run_range_test(problem: Problem, config: RangeTestConfig | None = None) -> d
 
 
 def judge_suggestions(problem: Problem, steps: int = 150,
-                      grid: tuple[float, ...] | None = None) -> dict[str, Any]:
+                      grid: tuple[float, ...] | None = None,
+                      schedule: str = "constant") -> dict[str, Any]:
     """Train at each rule's LR and at every grid LR; report losses and whether each is close."""
     grid = grid or tuple(float(v) for v in np.logspace(-4, 0.5, 12))
     initial = full_loss(problem, problem.make_model())
     rt = run_range_test(problem)
     sugg = rt["suggestions"]
-    grid_losses = {lr: train_fixed_lr(problem, lr, steps) for lr in grid}
+    grid_losses = {lr: train_fixed_lr(problem, lr, steps, schedule) for lr in grid}
     best_lr = min(grid_losses, key=lambda k: grid_losses[k])
     best = grid_losses[best_lr]
     limit = best + TOLERANCE * (initial - best)
     rules: dict[str, Any] = {}
     for rule in RULES:
         lr = sugg.get(rule)
-        final = train_fixed_lr(problem, lr, steps) if lr else math.inf
+        final = train_fixed_lr(problem, lr, steps, schedule) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _finite_or_none(final),
                        "close": bool(final <= limit),
                        "ratio_to_best_lr": (lr / best_lr) if lr else None}
     return {
         "problem": problem.name, "optimizer": problem.optimizer_name, "steps": steps,
+        "schedule": schedule,
         "initial_loss": initial, "best_grid_lr": best_lr, "best_grid_loss": best,
         "limit": limit, "tolerance": TOLERANCE,
         "grid": [{"lr": lr, "final_loss": _finite_or_none(v)} for lr, v in grid_losses.items()],

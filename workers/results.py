@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from optim_core.specs.jobs import TrialsJobSpec
 from optim_core.specs.results import (
     Curve,
     MeasuredCenter,
@@ -16,7 +15,6 @@ from optim_core.specs.results import (
     TrialsResult,
     ValidationCurve,
 )
-from optim_core.specs.schedule import WarmupCosineSchedule
 
 
 def _run(out: dict[str, Any]) -> RunInfo:
@@ -47,20 +45,10 @@ def range_test_result(out: dict[str, Any]) -> RangeTestResult:
                            param_groups=out.get("param_groups"), run=_run(out))
 
 
-def default_trial_schedule(request: TrialsJobSpec, peak_lr: float) -> WarmupCosineSchedule:
-    """The schedule a candidate without one runs (TrialCandidate's docstring, trials._build)."""
-    c = request.config
-    warmup = max(1, round(c.warmup_fraction * c.steps)) if c.warmup_fraction else 0
-    return WarmupCosineSchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=c.steps)
-
-
-def _trial(t: dict[str, Any], request: TrialsJobSpec) -> TrialResult:
-    given = t.get("schedule")
-    lr = t["optimizer"].get("lr") or t["peak_lr"]
+def _trial(t: dict[str, Any]) -> TrialResult:
     return TrialResult(
-        label=t["label"], optimizer=t["optimizer"],
-        schedule=given if given is not None else default_trial_schedule(request, lr),
-        schedule_source="given" if given is not None else "default",
+        label=t["label"], phase=t["phase"], optimizer=t["optimizer"], schedule=t["schedule"],
+        schedule_source=t["schedule_source"],
         clip_norm=t["clip_norm"], peak_lr=t["peak_lr"], clipped_lrs=t.get("clipped_lrs", []),
         curve={"points": len(t["lrs"]), "lrs": t["lrs"], "train_losses": t["train_losses"],
                "smoothed_train_losses": t["smoothed_train_losses"]},
@@ -68,13 +56,13 @@ def _trial(t: dict[str, Any], request: TrialsJobSpec) -> TrialResult:
         final_train_loss=t["final_train_loss"], final_val_loss=t["final_val_loss"],
         best_train_loss=t["best_train_loss"], best_val_loss=t["best_val_loss"],
         diverged=t["diverged"], diverged_at=t["diverged_at"], steps_run=t["steps_run"],
-        seconds_per_step=t["seconds_per_step"], param_groups=t["param_groups"])
+        seconds_per_step=t["seconds_per_step"], param_groups=t["param_groups"],
+        seed_runs=t["seed_runs"], score_mean=t["score_mean"], score_std=t["score_std"])
 
 
 def trials_result(out: dict[str, Any]) -> TrialsResult:
     """``optim_core.training.experiment.run_trials``'s dict -> the typed result."""
     r = out["result"]
-    request = TrialsJobSpec.model_validate(out["request"])
     conf = r.get("center_lr_confidence") or {}
     flags = r.get("center_lr_flags") or {}
     centers = r.get("center_lr") or {}
@@ -84,11 +72,11 @@ def trials_result(out: dict[str, Any]) -> TrialsResult:
                                stop_reason=rt["stop_reason"], suggestions=rt["suggestions"])
                 for name, rt in (r.get("range_tests") or {}).items()]
     return TrialsResult(
-        candidates=[_trial(t, request) for t in r["trials"]], ranking=r["ranking"],
+        candidates=[_trial(t) for t in r["trials"]], ranking=r["ranking"],
         ranking_indices=r["ranking_indices"], ranked_by=r["ranked_by"], best=r["best"],
         steps=r["steps"], center_lr=r.get("center_lr"), center_lr_source=r["center_lr_source"],
         measured_centers=measured, batched=r["batched"], batched_reason=r["batched_reason"],
-        run=_run(out))
+        seeds=r["seeds"], edges=r["edges"], verdict=r["verdict"], run=_run(out))
 
 
 def job_result(kind: str, out: dict[str, Any]) -> dict[str, Any]:

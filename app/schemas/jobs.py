@@ -74,6 +74,11 @@ class Progress(BaseModel):
     total: int
     lr: float | None = None
     loss: float | None = None
+    # trials jobs only (optim_core.specs.range_test.ProgressEvent): where the job is
+    phase: Literal["range_test", "trial", "extension"] | None = None
+    candidate: str | None = None
+    candidate_lr: float | None = None
+    seed: int | None = None
 
 
 class JobLinks(BaseModel):
@@ -152,13 +157,9 @@ class StatusEventData(BaseModel):
     reason: str | None = Field(default=None, description="e.g. worker-lost (queued again)")
 
 
-class ProgressEventData(BaseModel):
-    """``event: progress``: ``step`` of ``total`` done, at ``lr``, with the smoothed ``loss``."""
-
-    step: int
-    total: int
-    lr: float | None = None
-    loss: float | None = None
+class ProgressEventData(Progress):
+    """``event: progress``: ``step`` of ``total`` done, at ``lr``, with the smoothed ``loss``
+    (and, for trials, the phase, candidate, its LR and seed): the job's ``progress``."""
 
 
 # --- Advice batches (the body; each item an AdviceRequest, validated on its own) -------------

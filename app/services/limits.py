@@ -99,12 +99,10 @@ def _measuring(spec: TrialsJobSpec) -> bool:
 
 
 def trials_total_steps(spec: TrialsJobSpec) -> int:
-    """Training steps the whole job runs: every candidate's steps, plus one range test per
-    default optimizer when the centre LR is measured (as optim_core.training.trials counts them)."""
-    c = spec.config
-    names = list(c.default_optimizers)
-    n_trials = len(c.candidates) if c.candidates else len(names) * len(c.lr_factors)
-    return n_trials * c.steps + (len(names) * c.range_test_steps if _measuring(spec) else 0)
+    """Training steps the whole job can run: every candidate and possible edge extension, times
+    the seeds, plus the range tests that measure the centre LR (TrialsConfig.planned_steps, the
+    one home of that count)."""
+    return spec.config.planned_steps()
 
 
 def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
@@ -116,7 +114,8 @@ def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
     total = trials_total_steps(spec)
     if total > s.max_total_steps:
         # Per-trial steps alone do not bound the work: 16 candidates × 5000 steps passed.
-        what = "candidates × steps" + (" + range tests" if _measuring(spec) else "")
+        what = ("(candidates + edge extensions) × steps × seeds"
+                + (" + range tests" if _measuring(spec) else ""))
         errors.append({"field": "config.steps", "value": total,
                        "allowed": f"<= {s.max_total_steps} steps in all",
                        "message": f"{total} training steps in all ({what}) exceed the limit "

@@ -4,15 +4,18 @@ One rule, one implementation: the range test (``optim_core.training.range_test``
 (``optim_core.training.trials``) both feed their raw losses to a `DivergenceMonitor`, so "diverged" means
 the same thing in both results.
 
-With ``s_t`` the bias-corrected EMA of the raw loss, ``best_t = min(s_0..s_t)``,
-``noise_t = median_i |raw_i - raw_{i-1}|`` (batch-to-batch noise, robust to the spikes of a
-diverging loss) and ``scale_t = max(s_0 - best_t, NOISE_FACTOR * noise_t, 1e-8 * (1 + |s_0|))``,
-the run has diverged at the first step where ``s_t - best_t > threshold * scale_t``.
+With ``s_t`` the bias-corrected EMA of the raw loss, ``start`` the median of the first
+``w = start_window(num_steps)`` raw losses (``optim_core.numerics.suggest.start_level``: no single
+batch decides where the run started), ``best_t = min(s_w..s_t)`` (the EMA's first values are
+little more than the first batch, not a level the run reached), ``noise_t = median_i |raw_i -
+raw_{i-1}|`` (batch-to-batch noise, robust to the spikes of a diverging loss) and
+``scale_t = max(start - best_t, NOISE_FACTOR * noise_t, 1e-8 * (1 + |start|))``, the run has
+diverged at the first step where ``s_t - best_t > threshold * scale_t``.
 
 Every term is a difference of losses, so a loss shifted by a constant diverges at the same step and
 negative losses work; the usual ``s_t > factor * s_0`` fires on noise for a loss near 0 and late (or
 never) for an offset loss. The last floor only avoids dividing a perfectly flat loss by zero; it is
-relative to ``|s_0|`` because below that the float64 sum itself is noise.
+relative to ``|start|`` because below that the float64 sum itself is noise.
 
 The rule is not applied in the first ``grace_steps(num_steps)`` steps, where the EMA and the noise
 estimate have seen too few values. A NaN/Inf raw loss stops at once ("non_finite").
@@ -24,7 +27,7 @@ import bisect
 import math
 from collections.abc import Iterable
 
-from optim_core.numerics.suggest import EmaSmoother
+from optim_core.numerics.suggest import EmaSmoother, start_level, start_window
 
 __all__ = ["NOISE_FACTOR", "NOISE_GRACE_MIN", "DivergenceMonitor", "grace_steps"]
 
@@ -52,11 +55,12 @@ class DivergenceMonitor:
         self.threshold = threshold
         self.enabled = enabled
         self.grace = grace_steps(num_steps)
+        self.window = min(start_window(num_steps), self.grace)
         self.ema = EmaSmoother(beta)
         self.raw: list[float] = []
         self.smoothed: list[float] = []
         self.best = math.inf
-        self.first = math.nan
+        self.start = math.nan  # start_level of the first `window` raw losses, once seen
         self._abs_diffs: list[float] = []  # sorted |raw_t - raw_{t-1}|, for a running median
         self.stop_at: int | None = None  # index of the step that triggered the stop
         self.stop_reason = "completed"  # | "diverged" | "non_finite"
@@ -84,13 +88,14 @@ class DivergenceMonitor:
         self.raw.append(x)
         s = self.ema.update(x)
         self.smoothed.append(s)
-        if t == 0:
-            self.first = s
-        self.best = min(self.best, s)
+        if t == self.window - 1:
+            self.start = start_level(self.raw, self.window)
+        if t >= self.window:
+            self.best = min(self.best, s)
         if not self.enabled or t < self.grace:
             return False
-        scale = max(self.first - self.best, NOISE_FACTOR * self.noise(),
-                    1e-8 * (1.0 + abs(self.first)))
+        scale = max(self.start - self.best, NOISE_FACTOR * self.noise(),
+                    1e-8 * (1.0 + abs(self.start)))
         if s - self.best > self.threshold * scale:
             self.stop_at, self.stop_reason = t, "diverged"
             return True

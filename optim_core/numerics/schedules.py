@@ -19,6 +19,21 @@ Conventions (shared by every factory; ``docs/ARCHITECTURE.md`` states them as th
   without warmup, and with ``W`` warmup steps linear warmup then ``η0·√W/√(t + 1)``, which is
   continuous: both pieces give ``η0`` at ``t = W - 1``.
 
+* **1cycle** (Smith 2018; torch's ``OneCycleLR`` with its cosine annealing): from
+  ``max_lr / div_factor`` at step 0 up to ``max_lr`` at the peak step ``P = max(1, round(pct_start ·
+  total_steps) − 1)`` (torch's phase end ``pct_start · total_steps − 1``, made an integer), then down
+  to ``max_lr / (div_factor · final_div_factor)`` exactly on the last step; both halves are
+  cosine. The range test gives the two bounds (``Suggestions.cycle_max_lr`` / ``cycle_min_lr``:
+  ``div_factor = cycle_max_lr / cycle_min_lr``), as Smith reads them.
+* **Warmup–stable–decay** (MiniCPM 2024; DeepSeek LLM 2024's multi-step): the module's warmup to
+  ``max_lr``, constant ``max_lr`` until the last ``decay_steps`` steps, then a decay that is
+  exactly ``min_lr_ratio · max_lr`` on the last step: ``linear``, ``cosine``, ``exp`` (geometric,
+  MiniCPM's exponential annealing; needs ``min_lr_ratio > 0``) or ``multistep`` (DeepSeek: the
+  first half of the decay phase at ``√min_lr_ratio · max_lr``, the second at ``min_lr_ratio ·
+  max_lr``; with ``decay_steps = 0.2 · total_steps`` and ratio 0.1 that is DeepSeek's 31.6 % after
+  80 % of the run and 10 % after 90 %). With ``u = (t − (T − D − 1)) / D`` the decay's progress,
+  step ``T − D − 1`` is the last at ``max_lr`` and ``u = 1`` on the last step.
+
 * **Step decays** (step, warmup+step) have no horizon: the LR is ``η0·γ^k`` with ``k`` the number
   of decay points at or before ``t`` (every ``step_size`` steps, or the listed ``milestones``),
   counted on the absolute step as torch's ``StepLR``/``MultiStepLR`` and Goyal et al. count epochs;
@@ -54,10 +69,12 @@ __all__ = [
     "inverse_sqrt",
     "linear_decay",
     "linear_warmup",
+    "one_cycle",
     "sample",
     "step_decay",
     "warmup_cosine",
     "warmup_linear",
+    "warmup_stable_decay",
     "warmup_step",
 ]
 
@@ -111,6 +128,12 @@ STEP_SIZE_RANGE = Range(ge=1, le=MAX_STEPS, integer=True)
 WARMUP_RANGE = Range(ge=0, le=MAX_STEPS, integer=True)
 # A decay needs a first and a last step to go from its start to its end value.
 TOTAL_RANGE = Range(ge=2, le=MAX_STEPS, integer=True)
+# 1cycle needs a step below the peak, the peak, and a step after it.
+CYCLE_TOTAL_RANGE = Range(ge=3, le=MAX_STEPS, integer=True)
+PCT_START_RANGE = Range(gt=0.0, lt=1.0)
+DIV_FACTOR_RANGE = Range(ge=1.0, le=1e6)
+DECAY_STEPS_RANGE = Range(ge=1, le=MAX_STEPS, integer=True)
+WSD_DECAYS = ("linear", "cosine", "exp", "multistep")
 
 
 def _check_le(field: str, value: float, bound_field: str, bound: float) -> None:
@@ -309,6 +332,87 @@ def warmup_linear(max_lr: float, warmup_steps: int, total_steps: int,
         if u == 0:
             return hi
         return lo if u == horizon else lo + (hi - lo) * (1.0 - u / horizon)
+
+    return schedule
+
+
+def one_cycle_peak_step(total_steps: int, pct_start: float) -> int:
+    """The step at which 1cycle reaches ``max_lr`` (see the module docstring)."""
+    return min(max(1, round(pct_start * total_steps) - 1), total_steps - 2)
+
+
+def one_cycle(max_lr: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0,
+              final_div_factor: float = 1e4) -> Schedule:
+    """Smith's 1cycle with torch ``OneCycleLR``'s defaults (pct_start 0.3, div_factor 25,
+    final_div_factor 1e4, cosine both ways): ``max_lr / div_factor`` at step 0, ``max_lr`` at
+    `one_cycle_peak_step`, ``max_lr / (div_factor · final_div_factor)`` on the last step."""
+    LR_RANGE.check("max_lr", max_lr)
+    CYCLE_TOTAL_RANGE.check("total_steps", total_steps)
+    PCT_START_RANGE.check("pct_start", pct_start)
+    DIV_FACTOR_RANGE.check("div_factor", div_factor)
+    DIV_FACTOR_RANGE.check("final_div_factor", final_div_factor)
+    hi = float(max_lr)
+    start = hi / float(div_factor)
+    end = start / float(final_div_factor)
+    peak = one_cycle_peak_step(total_steps, pct_start)
+    down = total_steps - 1 - peak
+
+    def schedule(t: int) -> float:
+        t = _step(t)
+        if t <= peak:  # cosine up: _cosine runs from its first argument to its second
+            return _cosine(start, hi, t, peak)
+        return _cosine(hi, end, t - peak, down)
+
+    return schedule
+
+
+def warmup_stable_decay(max_lr: float, warmup_steps: int, total_steps: int, decay_steps: int,
+                        min_lr_ratio: float = 0.1, decay: str = "linear") -> Schedule:
+    """Warmup–stable–decay (MiniCPM 2024; ``decay="multistep"``: DeepSeek LLM 2024), see the
+    module docstring: warmup to ``max_lr`` (peak at ``W − 1``), ``max_lr`` until step
+    ``total_steps − decay_steps − 1``, then the decay to ``min_lr_ratio · max_lr`` on the last
+    step."""
+    LR_RANGE.check("max_lr", max_lr)
+    WARMUP_RANGE.check("warmup_steps", warmup_steps)
+    TOTAL_RANGE.check("total_steps", total_steps)
+    DECAY_STEPS_RANGE.check("decay_steps", decay_steps)
+    RATIO_RANGE.check("min_lr_ratio", min_lr_ratio)
+    if decay not in WSD_DECAYS:
+        raise SpecError(f"decay must be one of {', '.join(WSD_DECAYS)}, got {decay!r}",
+                        field="decay", value=decay, allowed=", ".join(WSD_DECAYS))
+    if warmup_steps + decay_steps > total_steps - 1:
+        # the peak (step W - 1) must come before the decay's first step (T - D)
+        bound = total_steps - 1 - warmup_steps
+        raise SpecError(f"decay_steps must be <= total_steps - 1 - warmup_steps ({bound}), "
+                        f"got {decay_steps}", field="decay_steps", value=decay_steps,
+                        allowed=f"1 <= decay_steps <= total_steps - 1 - warmup_steps ({bound})")
+    if decay == "exp" and min_lr_ratio <= 0.0:
+        raise SpecError("min_lr_ratio must be > 0 for an exponential decay, got "
+                        f"{min_lr_ratio!r}", field="min_lr_ratio", value=min_lr_ratio,
+                        allowed="0 < min_lr_ratio <= 1 (decay = exp)")
+    hi = float(max_lr)
+    ratio = float(min_lr_ratio)
+    lo = hi * ratio
+    last_stable = total_steps - decay_steps - 1
+
+    def decayed(u: float) -> float:
+        if u >= 1.0:
+            return lo  # exactly, whatever the formula's rounding
+        if decay == "linear":
+            return hi + (lo - hi) * u
+        if decay == "cosine":
+            return lo + 0.5 * (hi - lo) * (1.0 + math.cos(math.pi * u))
+        if decay == "exp":
+            return hi * ratio ** u
+        return hi * math.sqrt(ratio) if u <= 0.5 else lo  # multistep
+
+    def schedule(t: int) -> float:
+        t = _step(t)
+        if t < warmup_steps:
+            return _ramp(hi, t, warmup_steps)
+        if t <= last_stable:
+            return hi
+        return decayed(min(t - last_stable, decay_steps) / decay_steps)
 
     return schedule
 

@@ -1,8 +1,10 @@
 """LR suggestions from a range-test curve: pure functions of ``(lrs, losses)`` (torch-free).
 
 This is the *deciding* half of the range test (``range_test.py`` measures). Everything here takes
-plain sequences of floats, so the API process can re-run it on a stored curve, and tests can pin
-what each rule returns on hand-built curves.
+plain sequences of floats and is plain Python (no numpy: the API process imports neither torch nor
+numpy), so the API can re-run it on a stored curve, and tests can pin what each rule returns on
+hand-built curves. The numpy calls the anchors' rules are written with have bit-identical
+stand-ins below (`_gradient`, `_argmin`, `_median`, …).
 
 ``losses`` are the *smoothed* losses of the sweep (``RangeTestResult.losses``). Non-finite values
 (NaN, +/-Inf, None) end the usable curve: only the finite prefix is read, the way fastai drops
@@ -17,16 +19,31 @@ The known rules, implemented as their authors do:
   the longest strictly decreasing subsequence and return the point half-way along it (fastai:
   ``start + int(len / 3) + int(len / 6)``). Safer, tends to be low.
 * ``minimum_div10`` — fastai's ``minimum``: the LR of the lowest loss (same trimmed curve) / 10.
+* ``lightning`` (a function, not part of `Suggestions`: reported by the quality benchmark) —
+  Lightning's ``_LRFinder.suggestion`` since 2.5.3: skip the first 10 and the last point, drop
+  non-finite values, take the steepest fall of the loss against the LR itself (``np.gradient(losses,
+  lrs)``), not against the step or log-LR.
 
 The recommended pick (``suggest(...).recommended``), designed against the failures above:
 
+0. "the start" of the curve is ``start_level``: the median of the first ``start_window(n)`` raw losses
+   (the first tenth of the sweep, 3 to 10 points), not the first batch. Every rule that compares
+   with the start (never decreases, the drop, the 1cycle bound, still falling, the noise ratio)
+   uses it, and the lowest point of the smoothed curve inside that window (where the EMA is little
+   more than the first batch) only counts when nothing later falls below the start. The "lowest
+   LR tried" fallback is for curves that never fall below the start anywhere.
+
 1. ``lr_min`` = LR at the minimum of the smoothed curve. Beyond it the loss rises; the smoothed
    minimum also *lags* the raw one (the EMA remembers ~50 steps), so it is already too high.
-2. ``anchor`` = weighted geometric mean ``(lr_min / BACKOFF) ** (2/3) * valley ** (1/3)``:
-   fastai's "minimum / 10" backed off from the top, with fastai's ``valley`` (read from the middle
-   of the fall, tends to be low) as a brake with weight 1/3. The geometric mean is a midpoint on
-   the log-LR axis the curve lives on.
-3. clipped into the falling region: never above ``lr_min / MIN_BACKOFF`` (so never at or past the
+2. ``anchor`` = ``lr_min / BACKOFF`` with ``BACKOFF = 5``. Measured, not guessed
+   (``bench/lr_quality.py``, issue 11): over 8 problems x {AdamW, SGD} x 3 seeds, trained with the
+   trials' warmup + cosine, the best peak LR sat 0.04 to 1.35 decades (median 0.6, i.e. /4) below
+   ``lr_min``. The earlier anchor, a weighted geometric mean of minimum/10 and fastai's ``valley``,
+   landed below the best LR on nearly every case (valley reads the middle of the fall and is
+   low); ``BACKOFF`` was chosen among /3 … /10 on the benchmark's ``FIT`` problems only, and the
+   held-out problems are reported apart.
+3. clipped into the falling region (with ``BACKOFF > MIN_BACKOFF`` the upper clip is a guard for
+   the constants, not a step that fires): never above ``lr_min / MIN_BACKOFF`` (so never at or past the
    point where the loss stops falling — the failure of ``steepest``), never below the first LR
    (nothing below it was measured). When the two bounds cross (``lr_min < MIN_BACKOFF * lrs[0]``:
    the loss bottomed out within 3x of the sweep's start) the *lower* bound wins: the pick is
@@ -60,18 +77,17 @@ lower bound; ``torch.optim.lr_scheduler.OneCycleLR`` starts at ``max_lr / 25`` b
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
-
-#: the recommended pick backs off from the smoothed minimum by this factor (fastai's rule of thumb).
-BACKOFF = 10.0
+#: the recommended pick backs off from the smoothed minimum by this factor (fitted on the quality
+#: benchmark's FIT problems, see the module docstring; fastai's rule of thumb is 10).
+BACKOFF = 5.0
 #: ...and never sits above ``lr_min / MIN_BACKOFF`` (never at the turning point itself).
 MIN_BACKOFF = 3.0
-#: weight of ``minimum / BACKOFF`` in the weighted geometric mean (valley gets the rest).
-MIN_WEIGHT = 2.0 / 3.0
 #: the loss has "stopped falling" once within this fraction of the total drop from the minimum.
 FLAT_FRACTION = 0.1
 #: 1cycle / cyclical lower bound = max / CYCLE_DIV.
@@ -82,6 +98,11 @@ STEEP_SKIP_START, STEEP_SKIP_END = 10, 5
 SHORT_CURVE = 20
 #: a drop smaller than this times (1 + |first loss|) is rounding, not a fall ("never_decreases").
 FLAT_TOL = 1e-8
+#: the start of the curve is judged on its first tenth, at least START_MIN and at most START_MAX
+#: points (`start_window`): on the default sweep (1e-7 -> 10 in 100 steps) those LRs are within 0.8
+#: decades of start_lr, too small to change the model, so their losses all measure the untrained
+#: model and their median is its loss, whatever one lucky or unlucky batch says.
+START_MIN, START_MAX = 3, 10
 #: flags after which ``recommended`` is a placeholder, not a measurement (callers that act on the
 #: pick without a human, such as the trials' centre LR, must refuse it).
 UNUSABLE_FLAGS = frozenset({"too_short", "never_decreases", "diverged_immediately"})
@@ -143,7 +164,7 @@ def smooth(raw: FloatSeq, beta: float = 0.98) -> list[float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndarray]:
+def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[list[float], list[float]]:
     """The curve up to (not including) the first non-finite loss or LR."""
     n = min(len(lrs), len(losses))
     out_l: list[float] = []
@@ -157,11 +178,11 @@ def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[np.ndarray, np.ndar
             break
         out_l.append(lr_f)
         out_y.append(y_f)
-    return np.asarray(out_l, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
+    return out_l, out_y
 
 
 def _fastai_view(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[list[float], list[float]]:
     """What fastai's ``lr_find`` hands its suggestion functions: the recorded curve trimmed to
     ``[num_it // 10 : -5]`` (``num_it`` = the steps *asked for*, so a sweep that stopped early is
     trimmed from the same point as a full one), then cut at the first non-finite value. Falls
@@ -172,6 +193,56 @@ def _fastai_view(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None
     if len(y) >= 2:
         return x, y
     return _finite_prefix(lrs, losses)
+
+
+# Plain-Python stand-ins for the numpy calls the anchors' rules are written with (the API process
+# re-runs these rules and must not import numpy). Each matches numpy's result bit for bit: the same
+# float64 operations in the same order, the same tie-breaking.
+
+
+def _argmin(v: Sequence[float]) -> int:
+    """``np.argmin`` on finite values: the first index of the smallest."""
+    return min(range(len(v)), key=v.__getitem__)
+
+
+def _argmax(v: Sequence[float]) -> int:
+    """``np.argmax``: the first index of the largest."""
+    return max(range(len(v)), key=v.__getitem__)
+
+
+def _gradient(y: Sequence[float]) -> list[float]:
+    """``np.gradient(y)`` (unit spacing, edge_order=1; needs ``len(y) >= 2``): central differences
+    inside, one-sided at both ends."""
+    n = len(y)
+    return ([y[1] - y[0]] + [(y[i + 1] - y[i - 1]) / 2.0 for i in range(1, n - 1)]
+            + [y[n - 1] - y[n - 2]])
+
+
+def _diff(v: Sequence[float]) -> list[float]:
+    """``np.diff(v)``."""
+    return [b - a for a, b in itertools.pairwise(v)]
+
+
+def _median(v: Sequence[float]) -> float:
+    """``np.median``: NaN if any value is NaN (numpy propagates it), else the middle value or the
+    mean of the two middle ones."""
+    if any(math.isnan(x) for x in v):
+        return math.nan
+    return float(statistics.median(v))
+
+
+def start_window(n: int) -> int:
+    """How many leading points of an ``n``-point curve measure its start (see ``START_MIN``)."""
+    return min(n, max(START_MIN, min(n // 10, START_MAX)))
+
+
+def start_level(values: Sequence[float], window: int | None = None) -> float:
+    """The curve's starting loss: the median of its first ``window`` (default `start_window`)
+    values — raw losses where there are any. No single batch decides it: with the first batch 15 %
+    below the rest, ``values[0]`` (also the bias-corrected EMA's first value) would make a curve
+    that fell steadily afterwards look as if it never fell."""
+    w = start_window(len(values)) if window is None else min(window, len(values))
+    return _median(values[:w]) if w else math.nan
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,17 +258,47 @@ def steepest(lrs: FloatSeq, losses: FloatSeq, skip_start: int = STEEP_SKIP_START
     if end - skip_start < 2:
         return None
     x, y = x[skip_start:end], y[skip_start:end]
-    return float(x[int(np.argmin(np.gradient(y)))])
+    return x[_argmin(_gradient(y))]
 
 
-def _longest_decreasing_ends(y: np.ndarray) -> list[int]:
+def _gradient_at(y: Sequence[float], x: Sequence[float]) -> list[float]:
+    """``np.gradient(y, x)`` for increasing, non-uniform ``x`` (edge_order=1; ``len(y) >= 2``)."""
+    n = len(y)
+    out = [(y[1] - y[0]) / (x[1] - x[0])]
+    for i in range(1, n - 1):
+        d1, d2 = x[i] - x[i - 1], x[i + 1] - x[i]
+        out.append((-d2 / (d1 * (d1 + d2))) * y[i - 1] + ((d2 - d1) / (d1 * d2)) * y[i]
+                   + (d1 / (d2 * (d1 + d2))) * y[i + 1])
+    out.append((y[n - 1] - y[n - 2]) / (x[n - 1] - x[n - 2]))
+    return out
+
+
+def lightning(lrs: FloatSeq, losses: FloatSeq, skip_begin: int = 10, skip_end: int = 1
+              ) -> float | None:
+    """Lightning's pick (2.5.3+): the steepest fall of the loss per unit of LR, on the curve
+    without its first ``skip_begin`` and last ``skip_end`` points, non-finite points dropped."""
+    n = min(len(lrs), len(losses))
+    pts = [(float(lr), float(v)) for lr, v in zip(list(lrs)[skip_begin:n - skip_end],
+                                                  list(losses)[skip_begin:n - skip_end],
+                                                  strict=True)
+           if lr is not None and v is not None and math.isfinite(float(v))
+           and math.isfinite(float(lr))]
+    if len(pts) < 2:
+        return None
+    x, y = [p[0] for p in pts], [p[1] for p in pts]
+    if any(b <= a for a, b in itertools.pairwise(x)):
+        return None  # LRs must increase for a slope against the LR
+    return x[_argmin(_gradient_at(y, x))]
+
+
+def _longest_decreasing_ends(y: Sequence[float]) -> list[int]:
     """``lds[i]`` = length of the longest strictly decreasing subsequence ending at ``i``.
 
     O(n log n) patience sorting on ``-y``; gives the same lengths as fastai's O(n²) double loop.
     """
     tails: list[float] = []
     lds: list[int] = []
-    for v in (-y).tolist():
+    for v in (-u for u in y):
         pos = bisect.bisect_left(tails, v)  # strict: equal values do not extend a run
         if pos == len(tails):
             tails.append(v)
@@ -220,12 +321,12 @@ def valley(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None) -> flo
     if len(y) < 2:
         return None
     lds = _longest_decreasing_ends(y)
-    max_end = int(np.argmax(lds))  # first index reaching the longest run, as fastai's loop
+    max_end = _argmax(lds)  # first index reaching the longest run, as fastai's loop
     max_start = max_end - lds[max_end]
     sections = (max_end - max_start) / 3
     idx = max_start + int(sections) + int(sections / 2)
     idx = min(max(idx, 0), len(x) - 1)
-    return float(x[idx])
+    return x[idx]
 
 
 def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
@@ -234,7 +335,7 @@ def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
     x, y = _fastai_view(lrs, losses, num_steps)
     if len(y) < 1:
         return None
-    return float(x[int(np.argmin(y))] / 10.0)
+    return x[_argmin(y)] / 10.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +343,7 @@ def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
+def _noise_ratio(y: Sequence[float], drop: float, raw: Sequence[float] | None) -> float:
     """Noise of the curve relative to its drop (shift-invariant, sign-independent).
 
     With raw losses: median batch-to-batch change ``|raw_t - raw_{t-1}|`` / drop. Without: the
@@ -251,19 +352,20 @@ def _noise_ratio(y: np.ndarray, drop: float, raw: np.ndarray | None) -> float:
     if drop <= 0.0:
         return float("inf")
     if raw is not None and len(raw) >= 3:
-        return float(np.median(np.abs(np.diff(raw))) / drop)
+        return _median([abs(d) for d in _diff(raw)]) / drop
     if len(y) < 5:
         return 0.0
-    return float(np.median(np.abs(np.diff(y, n=2))) * 10.0 / drop)
+    return _median([abs(d) for d in _diff(_diff(y))]) * 10.0 / drop
 
 
 def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
             num_steps: int | None = None) -> Suggestions:
     """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
 
-    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) only sharpen the
-    noise estimate behind the confidence — no LR depends on them. ``num_steps``: the steps the
-    sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
+    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) give the robust
+    starting level (`start_level`: the median of the first raw losses; without them, of the first
+    smoothed ones) and sharpen the noise estimate behind the confidence. ``num_steps``: the steps
+    the sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
     """
     x, y = _finite_prefix(lrs, losses)
     n_all = min(len(lrs), len(losses))
@@ -282,11 +384,23 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
             cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
 
     n = len(y)
-    i_min = int(np.argmin(y))
+    _, raw_all = _finite_prefix(lrs, raw_losses) if raw_losses is not None else ([], [])
+    # Every comparison with "the start" uses a robust level (`start_level`), not the first point.
+    start = start_level(raw_all if len(raw_all) >= start_window(n) else y, start_window(n))
+    w = start_window(n)
+    i_min = _argmin(y)
+    if i_min < w and n > w:
+        # The smoothed curve's lowest point is inside the start-up window, where the EMA has seen
+        # only a few batches (its first value *is* the first batch). If the curve later falls below
+        # the robust start, that falling region is real and is what the rules read.
+        # (A minimum right at the window's edge is the EMA washing the first batch out of a
+        # curve that only rises after it: no falling region.)
+        i_late = w + _argmin(y[w:])
+        if i_late > w and y[i_late] < start:
+            i_min = i_late
     lr_min = float(x[i_min])
-    # Python floats: on an extreme curve (±1e308) the drop is inf, as before, without numpy's
-    # overflow RuntimeWarning (seen in CI from the hypothesis test).
-    drop = float(y[0]) - float(y[i_min])  # shift-invariant, works for negative losses
+    # On an extreme curve (±1e308) the drop is inf, without a warning (Python floats).
+    drop = start - y[i_min]  # shift-invariant, works for negative losses
 
     confidence = 1.0
     reasons: list[str] = []
@@ -297,23 +411,25 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
 
     # A drop within float rounding of the losses is no drop: the bias-corrected EMA of a constant
     # loss wobbles by ~1e-16, which would otherwise read as a (noise-free!) fall.
-    if drop <= FLAT_TOL * (1.0 + abs(float(y[0]))) or i_min == 0:
-        # Never went below its first value: there is no falling region to read.
+    if not drop > FLAT_TOL * (1.0 + abs(start)) or i_min == 0:
+        # Never went below its (robust) starting level: there is no falling region to read.
         rec = float(x[0])
         flags.append("never_decreases")
         return Suggestions(
             **known, lr_at_min=lr_min, recommended=rec, confidence=min(confidence, 0.05),
-            reason=("The loss never fell below its starting value, so no LR in the sweep trained; "
-                    "the lowest LR tried is returned — rerun with a lower start_lr or check the "
-                    "model, data and loss."),
+            reason=("The loss never fell below its starting value (the median of the first "
+                    f"{w} losses), so no LR in the sweep trained; the lowest LR tried is returned "
+                    "— rerun with a lower start_lr or check the model, data and loss."),
             cycle_max_lr=None, cycle_min_lr=None, flags=flags)
 
-    i_flat = int(np.argmax(y <= y[i_min] + FLAT_FRACTION * drop))
+    flat_level = y[i_min] + FLAT_FRACTION * drop
+    # Searched from the end of the start-up window (unless the minimum is inside it): a lucky first
+    # batch would otherwise be "within 10 % of the minimum" at step 0.
+    first = min(w, i_min)
+    i_flat = next(i for i in range(first, i_min + 1) if y[i] <= flat_level)
     hi = lr_min / MIN_BACKOFF
     v = known["valley"]
-    anchor = (lr_min / BACKOFF if v is None
-              else float(math.exp(MIN_WEIGHT * math.log(lr_min / BACKOFF)
-                                  + (1.0 - MIN_WEIGHT) * math.log(v))))
+    anchor = lr_min / BACKOFF
     rec = max(min(anchor, hi), float(x[0]))
 
     if i_min < max(2, n // 10):
@@ -325,10 +441,7 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
         confidence *= 0.5
         flags.append("still_falling")
         reasons.append("the loss had not turned up by the last LR (raise end_lr)")
-    raw = None
-    if raw_losses is not None:
-        _, raw_all = _finite_prefix(lrs, raw_losses)
-        raw = raw_all[: i_min + 1] if len(raw_all) >= i_min + 1 else None
+    raw = raw_all[: i_min + 1] if raw_losses is not None and len(raw_all) >= i_min + 1 else None
     noise = _noise_ratio(y[: i_min + 1], drop, raw)
     if noise > 0.5:
         confidence *= 0.3
@@ -346,11 +459,9 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
     if v is not None and max(v, lr_min / BACKOFF) / min(v, lr_min / BACKOFF) > 100.0:
         confidence *= 0.7
         flags.append("rules_disagree")
-        reasons.append("valley and minimum/10 differ by more than 100x")
+        reasons.append(f"valley and minimum/{BACKOFF:g} differ by more than 100x")
 
-    where = (f"weighted geometric mean of minimum/{BACKOFF:g} ({lr_min / BACKOFF:.3g}, weight "
-             f"{MIN_WEIGHT:.2g}) and valley ({v:.3g})" if v is not None
-             else f"minimum/{BACKOFF:g} ({lr_min / BACKOFF:.3g})")
+    where = f"minimum/{BACKOFF:g} ({lr_min / BACKOFF:.3g})"
     if rec == anchor:
         clip_note = ""
     elif hi < float(x[0]):

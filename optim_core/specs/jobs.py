@@ -6,7 +6,7 @@ de-duplication key and stores with the job; the worker rebuilds them from that J
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -21,8 +21,10 @@ __all__ = ["RangeTestJobSpec", "TrialCandidate", "TrialsConfig", "TrialsJobSpec"
 
 
 class TrialCandidate(_Spec):
-    """One setting to try. ``schedule`` None = warmup + cosine to 0.1×peak (O6.4) with warmup
-    ``TrialsConfig.warmup_fraction`` of the steps (O6.2b), peaking at ``optimizer.lr``."""
+    """One setting to try. ``schedule`` None = ``TrialsConfig.schedule`` peaking at
+    ``optimizer.lr`` (default: warmup + cosine to 0.1×peak, O6.4, with warmup
+    ``TrialsConfig.warmup_fraction`` of the steps, O6.2b); the result records the schedule that ran
+    in full either way."""
 
     optimizer: OptimizerSpec
     schedule: ScheduleSpec | None = None
@@ -63,6 +65,36 @@ class TrialsConfig(_Spec):
                     "work); not applied in the first max(10, steps // 10) steps")
     range_test_steps: int = Field(default=100, ge=10, le=2000,
                                   description="length of the range test that measures center_lr")
+    schedule: Literal["warmup_cosine", "one_cycle", "wsd"] = Field(
+        default="warmup_cosine",
+        description="schedule of candidates that give none, peaking at the candidate's LR: "
+                    "warmup_cosine (O6.4), one_cycle (Smith 2018; its floor max_lr / div_factor "
+                    "with div_factor = cycle_max_lr / cycle_min_lr of the range test that "
+                    "measured the centre, else 25) or wsd (warmup, stable, linear decay over "
+                    "the last 10 % to 0.1 x peak; MiniCPM)")
+    seeds: int = Field(default=1, ge=1, le=5,
+                       description="runs per candidate, each with other initial weights "
+                                   "(experiment seed + k) and batch order (epoch k); ranked by "
+                                   "the mean score, and the spread is reported")
+    extend_edges: int = Field(
+        default=2, ge=0, le=4,
+        description="per default optimizer, at most this many extra LRs when the best LR is at "
+                    "the edge of center_lr x lr_factors: the grid is extended past that edge by "
+                    "its own step ratio (each extra LR costs steps x seeds); 0 = off. Whatever "
+                    "is left at an edge is said plainly in the result")
+
+    def planned_steps(self, n_candidates: int | None = None) -> int:
+        """The most training steps the trials can run (the API's max_total_steps check): every
+        candidate and every possible edge extension, times ``seeds``, plus one range test per
+        default optimizer when the centre LR is measured."""
+        names = len(self.default_optimizers)
+        if n_candidates is None:
+            n_candidates = (len(self.candidates) if self.candidates
+                            else names * len(self.lr_factors))
+        extra = names * self.extend_edges if self.candidates is None else 0
+        measuring = self.candidates is None and self.center_lr is None
+        return ((n_candidates + extra) * self.steps * self.seeds
+                + (names * self.range_test_steps if measuring else 0))
     batched: bool = Field(
         default=False,
         description="opt-in: train the candidates that share an optimizer class in one vmapped "

@@ -18,9 +18,10 @@ class RangeTestConfig(BaseModel):
     """How the LR range test sweeps, smooths, stops and measures.
 
     Divergence rule (see ``optim_core.training.range_test``): with ``s_t`` the smoothed loss, ``best_t`` its
-    minimum so far and ``scale_t = max(s_0 - best_t, 3 * noise_t, tiny)`` (the drop seen so far, or
-    the batch-to-batch noise of the raw loss, median ``|raw_t - raw_{t-1}|``, when little has
-    dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term
+    minimum so far (from the end of the start-up window on), ``start`` the median of the first raw
+    losses (no single batch decides it) and ``scale_t = max(start - best_t, 3 * noise_t, tiny)``
+    (the drop seen so far, or the batch-to-batch noise of the raw loss, median
+    ``|raw_t - raw_{t-1}|``, when little has dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term
     is a difference of losses, so the rule gives the same step for a loss shifted by any constant,
     and works for negative losses. With the default threshold 1.0 it stops once the smoothed loss
     has climbed back by as much as it had fallen (i.e. back to where it started).
@@ -76,7 +77,12 @@ class RangeTestConfig(BaseModel):
 class ProgressEvent(BaseModel):
     """One progress report: ``step`` steps done out of ``total``, at ``lr``, smoothed ``loss``.
 
-    ``loss`` is None when it is not a finite number (JSON has no NaN).
+    ``loss`` is None when it is not a finite number (JSON has no NaN). A trials job says where it
+    is: ``phase`` (``range_test`` measuring an optimizer's centre LR, ``trial``, or ``extension``:
+    a trial past the edge of the LR grid), ``candidate`` (the optimizer name in a range test, the
+    candidate's label in a trial; several labels joined by ", " when candidates train batched),
+    its peak ``candidate_lr`` and ``seed`` (0 … seeds − 1). ``step``/``total`` count every phase
+    together; ``total`` grows when an extension is added. A plain range-test job leaves them None.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,3 +91,7 @@ class ProgressEvent(BaseModel):
     total: int = Field(ge=0)
     lr: float
     loss: float | None = None
+    phase: Literal["range_test", "trial", "extension"] | None = None
+    candidate: str | None = None
+    candidate_lr: float | None = None
+    seed: int | None = Field(default=None, ge=0)

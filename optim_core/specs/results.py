@@ -165,8 +165,22 @@ class TrialCurve(_Result):
         return self
 
 
+class SeedRun(_Result):
+    """One seed's run of a candidate (``TrialsConfig.seeds``): other weights, other batch order."""
+
+    seed: int = Field(ge=0)
+    score: float | None = Field(description="the ranking score (final val loss, else smoothed "
+                                            "final train loss); None when not finite")
+    final_train_loss: float | None
+    final_val_loss: float | None
+    diverged: bool
+    steps_run: int
+
+
 class TrialResult(_Result):
     label: str
+    phase: Literal["trial", "extension"] = Field(
+        description="extension: added past a winning edge of the LR grid (extend_edges)")
     optimizer: OptimizerSpec = Field(description="the full optimizer spec, defaults filled")
     schedule: ScheduleSpec = Field(description="the full schedule the trial ran")
     schedule_source: Literal["given", "default"] = Field(
@@ -187,6 +201,46 @@ class TrialResult(_Result):
     steps_run: int
     seconds_per_step: float
     param_groups: ParamGroups
+    seed_runs: list[SeedRun] = Field(description="one per seed; the curves above are seed 0's")
+    score_mean: float | None = Field(description="mean score over the seeds (what is ranked)")
+    score_std: float | None = Field(description="sample standard deviation of the score over "
+                                                "the seeds; None with one seed")
+
+
+class GridEdge(_Result):
+    """Where one optimizer's best LR fell in its grid, and what was done about an edge."""
+
+    best_lr: float | None = Field(description="None when every trial of it diverged")
+    grid_lrs: list[float] = Field(description="the peak LRs tried, ascending, extensions included")
+    at_edge: Literal["low", "high"] | None
+    extended_lrs: list[float] = Field(description="LRs added past a winning edge")
+    note: str = Field(description="in words, including whether the optimum may lie beyond")
+
+
+class Gap(_Result):
+    """How far another candidate is behind the winner."""
+
+    label: str
+    absolute: float | None = Field(description="its mean score minus the winner's")
+    relative: float | None = Field(description="absolute / |winner's score|")
+    sigmas: float | None = Field(description="absolute / the larger of the two seed spreads")
+    diverged: bool
+
+
+class Verdict(_Result):
+    """Which LR and optimizer won, by how much, and how sure."""
+
+    label: str | None = Field(description="the winner; None when every candidate diverged")
+    optimizer: str | None
+    lr: float | None = Field(description="the winner's peak LR")
+    score: float | None = None
+    runner_up: Gap | None = None
+    best_other_optimizer: Gap | None = None
+    confidence: Literal["high", "medium", "low", "unmeasured", "none"] = Field(
+        description="high: gap >= 2x the spread over seeds; medium: 1-2x; low: within it; "
+                    "unmeasured: one seed; none: nothing won")
+    at_edge: bool = False
+    sentence: str
 
 
 class MeasuredCenter(_Result):
@@ -217,6 +271,9 @@ class TrialsResult(_Result):
         description="one per optimizer when the centre LR was measured, else empty")
     batched: bool
     batched_reason: str
+    seeds: int = Field(ge=1, description="runs per candidate (TrialsConfig.seeds)")
+    edges: dict[str, GridEdge] = Field(description="per optimizer of the default grid")
+    verdict: Verdict
     run: RunInfo
 
 

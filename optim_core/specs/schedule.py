@@ -13,10 +13,14 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
 from optim_core.numerics.schedules import (
+    CYCLE_TOTAL_RANGE,
+    DECAY_STEPS_RANGE,
+    DIV_FACTOR_RANGE,
     END_LR_RANGE,
     GAMMA_RANGE,
     LR_RANGE,
     MAX_MILESTONES,
+    PCT_START_RANGE,
     RATIO_RANGE,
     STEP_SIZE_RANGE,
     TOTAL_RANGE,
@@ -27,9 +31,11 @@ from optim_core.numerics.schedules import (
     inverse_sqrt,
     linear_decay,
     linear_warmup,
+    one_cycle,
     step_decay,
     warmup_cosine,
     warmup_linear,
+    warmup_stable_decay,
     warmup_step,
 )
 
@@ -39,11 +45,13 @@ __all__ = [
     "InverseSqrtSchedule",
     "LinearSchedule",
     "LinearWarmupSchedule",
+    "OneCycleSchedule",
     "ScheduleSpec",
     "ScheduleSpecAdapter",
     "StepSchedule",
     "WarmupCosineSchedule",
     "WarmupLinearSchedule",
+    "WarmupStableDecaySchedule",
     "WarmupStepSchedule",
 ]
 
@@ -245,9 +253,83 @@ class WarmupStepSchedule(_ScheduleBase):
                            self.milestones)
 
 
+class OneCycleSchedule(_ScheduleBase):
+    """Smith's 1cycle (2018), torch ``OneCycleLR``'s shape and defaults: cosine up from
+    ``max_lr / div_factor`` to ``max_lr``, then cosine down to ``max_lr / (div_factor ·
+    final_div_factor)`` on the last step. `from_range_test` takes both bounds from a range test."""
+
+    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1",)
+    name: Literal["one_cycle"] = "one_cycle"
+    max_lr: float = LR_RANGE.field(description="peak LR (the range test's cycle_max_lr)")
+    total_steps: int = CYCLE_TOTAL_RANGE.field(description="run length; the floor is used at "
+                                                           "total_steps - 1")
+    pct_start: float = PCT_START_RANGE.field(0.3, description="share of the run spent rising; "
+                                                              "peak at round(pct_start * "
+                                                              "total_steps) - 1")
+    div_factor: float = DIV_FACTOR_RANGE.field(25.0, description="step 0 uses max_lr / div_factor "
+                                                                 "(range test: cycle_max_lr / "
+                                                                 "cycle_min_lr)")
+    final_div_factor: float = DIV_FACTOR_RANGE.field(
+        1e4, description="the last step uses max_lr / (div_factor * final_div_factor)")
+
+    @classmethod
+    def from_range_test(cls, cycle_max_lr: float, cycle_min_lr: float, total_steps: int,
+                        **kw: Any) -> OneCycleSchedule:
+        """1cycle between the range test's bounds (``Suggestions.cycle_max_lr`` /
+        ``cycle_min_lr``), as Smith reads them off the curve."""
+        return cls(max_lr=cycle_max_lr, total_steps=total_steps,
+                   div_factor=max(1.0, cycle_max_lr / cycle_min_lr), **kw)
+
+    def build(self) -> Schedule:
+        return one_cycle(self.max_lr, self.total_steps, self.pct_start, self.div_factor,
+                         self.final_div_factor)
+
+
+class WarmupStableDecaySchedule(_ScheduleBase):
+    """Warmup–stable–decay (MiniCPM 2024): warmup, ``max_lr`` held, then the last
+    ``decay_steps`` decay to ``min_lr_ratio · max_lr``. ``decay="multistep"`` is DeepSeek LLM's
+    two drops (√ratio, then ratio; with decay_steps = 20 % of the run and ratio 0.1: 31.6 % at
+    80 %, 10 % at 90 %)."""
+
+    rule_ids: ClassVar[tuple[str, ...]] = ("O6.1", "O6.2")
+    name: Literal["wsd"] = "wsd"
+    max_lr: float = LR_RANGE.field(description="peak LR, reached at step warmup_steps - 1")
+    warmup_steps: int = WARMUP_RANGE.field(description="number of warmup steps (0: none)")
+    total_steps: int = TOTAL_RANGE.field(description="run length; the decay ends at total_steps - 1")
+    decay_steps: int = DECAY_STEPS_RANGE.field(
+        description="length of the final decay (MiniCPM: about 10 % of the run; DeepSeek: 20 %); "
+                    "<= total_steps - 1 - warmup_steps")
+    min_lr_ratio: float = RATIO_RANGE.field(0.1, description="LR on the last step / max_lr")
+    decay: Literal["linear", "cosine", "exp", "multistep"] = Field(
+        default="linear", description="shape of the decay: linear, cosine, exp (geometric, "
+                                      "MiniCPM; needs min_lr_ratio > 0) or multistep (DeepSeek)")
+
+    @field_validator("decay_steps")
+    @classmethod
+    def _decay_after_warmup(cls, v: int, info: ValidationInfo) -> int:
+        total, warmup = info.data.get("total_steps"), info.data.get("warmup_steps")
+        if total is not None and warmup is not None and warmup + v > total - 1:
+            raise ValueError(f"decay_steps must be <= total_steps - 1 - warmup_steps "
+                             f"({total - 1 - warmup}), got {v}")
+        return v
+
+    @field_validator("decay")
+    @classmethod
+    def _exp_needs_a_floor(cls, v: str, info: ValidationInfo) -> str:
+        if v == "exp" and info.data.get("min_lr_ratio") == 0.0:
+            raise ValueError("decay 'exp' needs min_lr_ratio > 0 (a geometric decay never "
+                             "reaches 0)")
+        return v
+
+    def build(self) -> Schedule:
+        return warmup_stable_decay(self.max_lr, self.warmup_steps, self.total_steps,
+                                   self.decay_steps, self.min_lr_ratio, self.decay)
+
+
 ScheduleSpec = Annotated[
     ConstantSchedule | LinearWarmupSchedule | StepSchedule | CosineSchedule | LinearSchedule
-    | InverseSqrtSchedule | WarmupCosineSchedule | WarmupLinearSchedule | WarmupStepSchedule,
+    | InverseSqrtSchedule | WarmupCosineSchedule | WarmupLinearSchedule | WarmupStepSchedule
+    | OneCycleSchedule | WarmupStableDecaySchedule,
     Field(discriminator="name"),
 ]
 """Any schedule as data, chosen by its ``name``; ``ScheduleSpecAdapter.validate_python(d)``."""

@@ -121,8 +121,10 @@ def _prepare(spec: ExperimentSpec, max_params: int | None):  # type: ignore[no-u
     bundle = build_data(spec.data, batch_size=spec.batch_size, seed=spec.seed,
                         val_fraction=spec.val_fraction)
 
-    def factory() -> nn.Module:
-        torch.manual_seed(spec.seed)  # every model built here starts from the same weights
+    def factory(seed_offset: int = 0) -> nn.Module:
+        # Every model built here starts from the same weights; TrialsConfig.seeds asks for
+        # others with seed_offset k (experiment seed + k).
+        torch.manual_seed(spec.seed + seed_offset)
         return build_model(spec.model, bundle.info, max_params=max_params)
 
     return bundle, factory

@@ -24,9 +24,10 @@ Divergence rule (sign-independent)
 ----------------------------------
 The usual ``smoothed > 4 * best`` breaks for negative losses (and for losses near 0). The rule is
 ``optim_core.numerics.divergence`` (shared with the short trials): with ``s_t`` the bias-corrected EMA of the
-loss, ``best_t = min(s_0..s_t)``, ``noise_t = median_i |raw_i - raw_{i-1}|`` (batch-to-batch noise,
-robust to the spikes of a diverging loss) and ``scale_t = max(s_0 - best_t, 3 * noise_t,
-1e-8 * (1 + |s_0|))``, the test stops ("diverged") at the first step where
+loss, ``start`` the median of the first raw losses (``suggest.start_level``), ``best_t =
+min(s_w..s_t)`` after that start-up window, ``noise_t = median_i |raw_i - raw_{i-1}|`` (batch-to-batch
+noise, robust to the spikes of a diverging loss) and ``scale_t = max(start - best_t, 3 * noise_t,
+1e-8 * (1 + |start|))``, the test stops ("diverged") at the first step where
 ``s_t - best_t > divergence_threshold * scale_t`` (default 1: the loss has climbed back by as much as
 it had fallen). Every term is a difference of losses, so a loss shifted by a constant stops at the
 same step. The rule is not applied in the first ``max(10, num_steps // 10)`` steps, where the EMA

@@ -41,6 +41,7 @@ trial stops there (its remaining steps would be wasted).
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -57,6 +58,7 @@ from optim_core.numerics.suggest import UNUSABLE_FLAGS
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
+from optim_core.specs.schedule import ScheduleSpec
 from optim_core.training.data import DataBundle, split_batch
 
 __all__ = ["TrialResult", "TrialsResult", "default_candidates", "measure_center_lr",
@@ -69,6 +71,8 @@ ModelFactory = Callable[[], nn.Module]
 #: OptimizerSpec's upper bound on lr; a default LR above it is clipped (``TrialResult.clipped_lrs``).
 #: a measured centre LR with lower confidence than this is refused (`TrainingError`).
 MIN_CENTER_CONFIDENCE = 0.05
+#: the default wsd schedule decays over the last tenth of the steps (MiniCPM: ~10 %).
+WSD_DECAY_FRACTION = 0.1
 
 
 def _finite(x: float | None) -> float | None:
@@ -97,6 +101,14 @@ class TrialResult:
     #: the requested default LRs (centre × factor) above MAX_LR that were clipped to ``peak``
     #: LR and so became this candidate; empty when nothing was clipped.
     clipped_lrs: list[float] = field(default_factory=list)
+    #: "given" (the candidate's own schedule) or "default" (``TrialsConfig.schedule``); the
+    #: schedule itself is always recorded in full in ``schedule``
+    schedule_source: str = "given"
+    #: "trial" (the planned grid) or "extension" (an LR past the grid's edge)
+    phase: str = "trial"
+    #: one entry per seed (seed 0 first; its curves are the ones above): score, final losses,
+    #: divergence. Filled by `run_trials_on`.
+    seed_runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def final_train_loss(self) -> float:
@@ -107,10 +119,33 @@ class TrialResult:
         return self.val_losses[-1] if self.val_losses else None
 
     def score(self) -> float:
-        """What the ranking sorts by (lower is better): final validation loss, else smoothed
-        final train loss."""
+        """This run's score (lower is better): final validation loss, else smoothed final train
+        loss."""
         val = self.final_val_loss
         return val if val is not None else self.final_train_loss
+
+    @property
+    def scores(self) -> list[float]:
+        return [r["score"] if r["score"] is not None else math.nan for r in self.seed_runs] or [
+            self.score()]
+
+    @property
+    def any_diverged(self) -> bool:
+        return self.diverged or any(r["diverged"] for r in self.seed_runs)
+
+    def mean_score(self) -> float:
+        """What the ranking sorts by: the score averaged over the seeds (NaN if any is not
+        finite)."""
+        v = self.scores
+        return math.fsum(v) / len(v) if all(math.isfinite(x) for x in v) else math.nan
+
+    def score_std(self) -> float | None:
+        """Sample standard deviation of the score over the seeds (None with one seed)."""
+        v = self.scores
+        if len(v) < 2 or not all(math.isfinite(x) for x in v):
+            return None
+        m = math.fsum(v) / len(v)
+        return math.sqrt(math.fsum((x - m) ** 2 for x in v) / (len(v) - 1))
 
     def to_dict(self) -> dict[str, Any]:
         # Final and best train losses are both read off the smoothed curve: the best raw value
@@ -138,6 +173,11 @@ class TrialResult:
             "seconds_per_step": self.seconds_per_step,
             "param_groups": self.param_groups,
             "clipped_lrs": list(self.clipped_lrs),
+            "schedule_source": self.schedule_source,
+            "phase": self.phase,
+            "seed_runs": [dict(r) for r in self.seed_runs],
+            "score_mean": _finite(self.mean_score()),
+            "score_std": self.score_std(),
         }
 
 
@@ -157,6 +197,13 @@ class TrialsResult:
     #: what happened: which optimizer classes were batched, or why the run fell back
     batched: bool = False
     batched_reason: str = "not requested (TrialsConfig.batched is false)"
+    #: runs per candidate (``TrialsConfig.seeds``)
+    seeds: int = 1
+    #: per optimizer name: where its best LR sits on its LR grid and what was done about it
+    #: (see `_edges`)
+    edges: dict[str, Any] = field(default_factory=dict)
+    #: which LR and optimizer won, by how much, how sure (see `_verdict`)
+    verdict: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> TrialResult:
@@ -177,6 +224,9 @@ class TrialsResult:
             "center_lr_flags": self.center_lr_flags,
             "batched": self.batched,
             "batched_reason": self.batched_reason,
+            "seeds": self.seeds,
+            "edges": self.edges,
+            "verdict": self.verdict,
         }
 
 
@@ -248,12 +298,13 @@ def _label(c: TrialCandidate) -> str:
     return f"{c.optimizer.name} lr={c.optimizer.lr:.3g}{sched}"
 
 
-def _rewind(loader: Iterable[Any]) -> None:
-    """Make the next iteration start again at epoch 0: ``set_epoch(0)`` where the loader has it
-    (the data builders' contract, `optim_core.training.data`); other loaders must repeat themselves."""
+def _rewind(loader: Iterable[Any], epoch: int = 0) -> None:
+    """Make the next iteration start again at ``epoch`` (0; seed k of ``TrialsConfig.seeds``
+    uses epoch k's batch order): ``set_epoch`` where the loader has it (the data builders'
+    contract, `optim_core.training.data`); other loaders must repeat themselves."""
     set_epoch = getattr(loader, "set_epoch", None)
     if callable(set_epoch):
-        set_epoch(0)
+        set_epoch(epoch)
 
 
 def _next_batch(it: Iterator[Any], loader: Iterable[Any]) -> tuple[Any, Iterator[Any]]:
@@ -285,15 +336,23 @@ def _evaluate(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class _Progress:
-    """Counts steps over every phase (range tests + trials) so ``step/total`` only goes up."""
+    """Counts steps over every phase (range tests + trials + extensions) so ``step`` only goes up,
+    and says where the run is (``ProgressEvent.phase``, ``candidate``, ``candidate_lr``,
+    ``seed``)."""
 
     def __init__(self, fn: ProgressFn | None, total: int) -> None:
         self.fn, self.total, self.done = fn, total, 0
+        self.where: dict[str, Any] = {}
+
+    def at(self, phase: str, candidate: str | None, lr: float | None = None,
+           seed: int | None = None) -> None:
+        """The phase and candidate the next events belong to."""
+        self.where = {"phase": phase, "candidate": candidate, "candidate_lr": lr, "seed": seed}
 
     def emit(self, lr: float, loss: float | None) -> None:
         if self.fn is not None:
             self.fn(ProgressEvent(step=min(self.done, self.total), total=self.total, lr=lr,
-                                  loss=_finite(loss)))
+                                  loss=_finite(loss), **self.where))
 
     def offset(self, base: int) -> ProgressFn | None:
         """A callback for a sub-phase whose own step count starts at 0."""
@@ -330,7 +389,6 @@ class _Built:
 
 def _build(candidate: TrialCandidate, model_factory: ModelFactory, config: TrialsConfig,
            device: torch.device) -> _Built:
-    from optim_core.numerics.schedules import warmup_cosine
     from optim_core.training.lr_scheduler import ScheduleLR
     from optim_core.training.optimizers import build_optimizer
     from optim_core.training.param_groups import build_param_groups
@@ -341,27 +399,53 @@ def _build(candidate: TrialCandidate, model_factory: ModelFactory, config: Trial
     groups, report = build_param_groups(model, spec.weight_decay or 0.0, spec.decay_embeddings)
     # Built on the moved parameters, for their device: fused kernels on CUDA.
     optimizer = build_optimizer(groups, spec, device_type=device.type)
-    steps = config.steps
-    if candidate.schedule is not None:
-        schedule = candidate.schedule.build()
-    else:
-        warmup = max(1, round(config.warmup_fraction * steps)) if config.warmup_fraction else 0
-        schedule = warmup_cosine(float(spec.lr), warmup, steps)  # type: ignore[arg-type]
-    scheduler = ScheduleLR(optimizer, schedule)
+    sched = candidate.schedule or default_schedule(config, float(spec.lr))  # type: ignore[arg-type]
+    scheduler = ScheduleLR(optimizer, sched.build())
     params = [p for g in optimizer.param_groups for p in g["params"]]
     return _Built(model, optimizer, scheduler, params, report)
+
+
+def default_schedule(config: TrialsConfig, peak_lr: float, cycle_div: float | None = None
+                     ) -> ScheduleSpec:
+    """The schedule of a candidate that gives none (``TrialsConfig.schedule``), peaking at
+    ``peak_lr``. ``cycle_div``: 1cycle's ``div_factor`` read off a range test
+    (``cycle_max_lr / cycle_min_lr``); None = torch's 25."""
+    from optim_core.specs.schedule import (
+        OneCycleSchedule,
+        WarmupCosineSchedule,
+        WarmupStableDecaySchedule,
+    )
+
+    steps = config.steps
+    warmup = max(1, round(config.warmup_fraction * steps)) if config.warmup_fraction else 0
+    if config.schedule == "one_cycle":
+        if steps < 3:
+            raise SpecError("one_cycle needs steps >= 3", field="config.steps", value=steps,
+                            allowed=">= 3 with schedule one_cycle")
+        return OneCycleSchedule(max_lr=peak_lr, total_steps=steps,
+                                div_factor=max(1.0, cycle_div) if cycle_div else 25.0)
+    if config.schedule == "wsd":
+        decay = min(max(1, round(WSD_DECAY_FRACTION * steps)), steps - 1 - warmup)
+        if decay < 1:
+            raise SpecError("wsd needs room for a decay after the warmup (steps too few)",
+                            field="config.steps", value=steps,
+                            allowed=f"> warmup_steps + 1 ({warmup + 1}) with schedule wsd")
+        return WarmupStableDecaySchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=steps,
+                                         decay_steps=decay, min_lr_ratio=0.1)
+    return WarmupCosineSchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=steps)
 
 
 def _result(candidate: TrialCandidate, built: _Built, monitor: DivergenceMonitor,
             lrs: list[float], val_steps: list[int], val_losses: list[float],
             diverged_at: int | None, seconds: float,
-            clipped_lrs: list[float] | None) -> TrialResult:
+            clipped_lrs: list[float] | None, config: TrialsConfig) -> TrialResult:
     spec = candidate.optimizer
     raw, smoothed = monitor.raw, monitor.smoothed
     steps_run = len(raw)
+    sched = candidate.schedule or default_schedule(config, float(spec.lr))  # type: ignore[arg-type]
     return TrialResult(
         label=_label(candidate), optimizer=spec.model_dump(mode="json"),
-        schedule=candidate.schedule.model_dump(mode="json") if candidate.schedule else None,
+        schedule=sched.model_dump(mode="json"),
         clip_norm=candidate.clip_norm, peak_lr=max(lrs) if lrs else float(spec.lr or 0.0),
         lrs=lrs, train_losses=raw, smoothed_train_losses=smoothed, val_steps=val_steps,
         val_losses=val_losses, diverged=diverged_at is not None, diverged_at=diverged_at,
@@ -372,7 +456,7 @@ def _result(candidate: TrialCandidate, built: _Built, monitor: DivergenceMonitor
 def _run_one(candidate: TrialCandidate, model_factory: ModelFactory, bundle: DataBundle,
              config: TrialsConfig, device: torch.device, val_batches: list[Any],
              progress: _Progress, should_stop: StopFn | None,
-             clipped_lrs: list[float] | None = None) -> TrialResult:
+             clipped_lrs: list[float] | None = None, epoch: int = 0) -> TrialResult:
     built = _build(candidate, model_factory, config, device)
     model, optimizer = built.model, built.optimizer
     steps = config.steps
@@ -385,7 +469,7 @@ def _run_one(candidate: TrialCandidate, model_factory: ModelFactory, bundle: Dat
     val_losses: list[float] = []
     diverged_at: int | None = None
     seconds = 0.0
-    _rewind(bundle.train)  # same batches, same order, for every candidate
+    _rewind(bundle.train, epoch)  # same batches, same order, for every candidate
     batches: Iterator[Any] = iter(bundle.train)
 
     for t in range(steps):
@@ -418,22 +502,23 @@ def _run_one(candidate: TrialCandidate, model_factory: ModelFactory, bundle: Dat
 
     progress.done += steps - len(monitor.raw)  # skipped steps of a diverged trial count as done
     return _result(candidate, built, monitor, lrs, val_steps, val_losses, diverged_at, seconds,
-                   clipped_lrs)
+                   clipped_lrs, config)
 
 
 def _rank(trials: list[TrialResult]) -> list[int]:
     def key(i: int) -> tuple[int, float]:
         t = trials[i]
-        if t.diverged or not math.isfinite(t.score()):
+        if t.any_diverged or not math.isfinite(t.mean_score()):
             return (1, -float(t.steps_run))  # diverged last; the longer-lived first
-        return (0, t.score())
+        return (0, t.mean_score())
     return sorted(range(len(trials)), key=key)  # stable: ties keep candidate order
 
 
 def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFactory,
                      bundle: DataBundle, config: TrialsConfig, device: torch.device,
                      val_batches: list[Any], progress: _Progress, should_stop: StopFn | None,
-                     clipped: list[list[float]]) -> tuple[list[TrialResult], bool, str]:
+                     clipped: list[list[float]], epoch: int = 0, phase: str = "trial",
+                     ) -> tuple[list[TrialResult], bool, str]:
     """``TrialsConfig.batched``: each group of candidates sharing an optimizer class trains in one
     vmapped forward/backward per step (`optim_core.training.trials_batched`); a group of one, or a model
     that cannot be batched exactly, runs sequentially. Returns the trials in candidate order,
@@ -449,8 +534,10 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
         cls = optimizer_class(candidates[group[0]].optimizer.name).__name__
         done: dict[int, TrialResult] | None = None
         if model_reason is None and len(group) > 1:
+            progress.at(phase, None, None, epoch)
             done, why = run_group_batched(group, candidates, model_factory, bundle, config,
-                                          device, val_batches, progress, should_stop, clipped)
+                                          device, val_batches, progress, should_stop, clipped,
+                                          epoch)
             if done is None:
                 model_reason = why
             else:
@@ -459,9 +546,12 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
         elif len(group) == 1:
             notes.append(f"{cls}: one candidate, run on its own")
         if done is None:
-            done = {i: _run_one(candidates[i], model_factory, bundle, config, device, val_batches,
-                                progress, should_stop, clipped[i] if clipped else None)
-                    for i in group}
+            done = {}
+            for i in group:
+                progress.at(phase, _label(candidates[i]), candidates[i].optimizer.lr, epoch)
+                done[i] = _run_one(candidates[i], model_factory, bundle, config, device,
+                                   val_batches, progress, should_stop,
+                                   clipped[i] if clipped else None, epoch)
         results.update(done)
     if model_reason is not None:
         # The model decides for every group (same factory), so one reason covers the run.
@@ -473,17 +563,202 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
 # -- all trials -----------------------------------------------------------------------------------
 
 
+def _seeded(model_factory: ModelFactory, k: int) -> ModelFactory:
+    """The factory for seed ``k``: seed 0 is the factory itself; others need a factory that takes
+    ``seed_offset`` (the worker's does: experiment seed + k)."""
+    if k == 0:
+        return model_factory
+    try:
+        params = inspect.signature(model_factory).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]
+    if "seed_offset" not in params:
+        raise SpecError("seeds > 1 needs a model factory that takes seed_offset (other initial "
+                        "weights per seed)", field="config.seeds", value=k + 1, allowed="1")
+    return lambda: model_factory(seed_offset=k)  # type: ignore[call-arg]
+
+
+def _seed_run(k: int, t: TrialResult) -> dict[str, Any]:
+    return {"seed": k, "score": _finite(t.score()), "final_train_loss": _finite(t.final_train_loss),
+            "final_val_loss": _finite(t.final_val_loss), "diverged": t.diverged,
+            "steps_run": t.steps_run}
+
+
+class _Runner:
+    """Runs candidates over every seed (batched or not) and merges the seeds into one
+    `TrialResult` per candidate: seed 0's curves, every seed's score."""
+
+    def __init__(self, model_factory: ModelFactory, bundle: DataBundle, config: TrialsConfig,
+                 device: torch.device, val_batches: list[Any], progress: _Progress,
+                 should_stop: StopFn | None) -> None:
+        self.factory, self.bundle, self.config, self.device = (model_factory, bundle, config,
+                                                               device)
+        self.val_batches, self.progress, self.should_stop = val_batches, progress, should_stop
+        self.batched, self.notes = False, ""
+
+    def run(self, candidates: list[TrialCandidate], clipped: list[list[float]],
+            phase: str) -> list[TrialResult]:
+        per_seed: list[list[TrialResult]] = []
+        for k in range(self.config.seeds):
+            factory = _seeded(self.factory, k)
+            if self.config.batched:
+                trials, batched, notes = _run_all_batched(
+                    candidates, factory, self.bundle, self.config, self.device, self.val_batches,
+                    self.progress, self.should_stop, clipped, epoch=k, phase=phase)
+                self.batched = self.batched or batched
+                self.notes = self.notes or notes
+            else:
+                trials = []
+                for i, c in enumerate(candidates):
+                    self.progress.at(phase, _label(c), c.optimizer.lr, k)
+                    trials.append(_run_one(c, factory, self.bundle, self.config, self.device,
+                                           self.val_batches, self.progress, self.should_stop,
+                                           clipped[i] if clipped else None, epoch=k))
+            per_seed.append(trials)
+        merged = per_seed[0]
+        for i, t in enumerate(merged):
+            t.phase = phase
+            t.seed_runs = [_seed_run(k, runs[i]) for k, runs in enumerate(per_seed)]
+        return merged
+
+
+def _with_schedule(c: TrialCandidate, config: TrialsConfig, cycle_div: float | None
+                   ) -> tuple[TrialCandidate, str]:
+    """The candidate with its schedule spelled out (so the result records what ran), and
+    whether that schedule was "given" or the "default"."""
+    if c.schedule is not None:
+        return c, "given"
+    sched = default_schedule(config, float(c.optimizer.lr), cycle_div)  # type: ignore[arg-type]
+    return c.model_copy(update={"schedule": sched, "label": _label(c)}), "default"
+
+
+def _grid_of(trials: list[TrialResult], name: str) -> list[int]:
+    """Indices of the trials of optimizer ``name``, by peak LR."""
+    return sorted((i for i, t in enumerate(trials) if t.optimizer["name"] == name),
+                  key=lambda i: trials[i].peak_lr)
+
+
+def _best_in(trials: list[TrialResult], idx: list[int]) -> int | None:
+    ranked = [i for i in _rank(trials) if i in idx]
+    return ranked[0] if ranked and not trials[ranked[0]].any_diverged else None
+
+
+def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | None, float]:
+    """(best index, "low"/"high"/None, the grid's step ratio at that edge) for one optimizer."""
+    idx = _grid_of(trials, name)
+    best = _best_in(trials, idx)
+    if best is None or len({trials[i].peak_lr for i in idx}) < 2:
+        return best, None, 1.0
+    if best == idx[-1]:
+        return best, "high", trials[idx[-1]].peak_lr / trials[idx[-2]].peak_lr
+    if best == idx[0]:
+        return best, "low", trials[idx[1]].peak_lr / trials[idx[0]].peak_lr
+    return best, None, 1.0
+
+
+def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list[float]],
+           can_extend: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        idx = _grid_of(trials, name)
+        if not idx:
+            continue
+        best, side, _ = _edge_of(trials, name)
+        lrs = sorted({trials[i].peak_lr for i in idx})
+        if best is None:
+            note = f"every {name} trial diverged: no best LR"
+        elif len(lrs) < 2:
+            note = f"one LR only for {name}: no grid to read an edge from"
+        elif side is None:
+            note = (f"{name}'s best LR {trials[best].peak_lr:.3g} is inside the grid "
+                    f"[{lrs[0]:.3g}, {lrs[-1]:.3g}]")
+        else:
+            limit = ("the extension budget (extend_edges) is spent" if can_extend and extended.get(name)
+                     else "the grid could not be extended (MAX_LR)" if can_extend and side == "high"
+                     and lrs[-1] >= MAX_LR else "extend_edges is 0" if can_extend
+                     else "explicit candidates are not extended")
+            note = (f"{name}'s best LR {trials[best].peak_lr:.3g} is at the {side} edge of the "
+                    f"grid [{lrs[0]:.3g}, {lrs[-1]:.3g}]: the optimum may lie "
+                    f"{'above' if side == 'high' else 'below'} it ({limit})")
+        out[name] = {"best_lr": trials[best].peak_lr if best is not None else None,
+                     "grid_lrs": lrs, "at_edge": side, "extended_lrs": list(extended.get(name, [])),
+                     "note": note}
+    return out
+
+
+def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
+             edges: dict[str, Any]) -> dict[str, Any]:
+    """Which LR and optimizer won, by how much (relative score gap to the runner-up and to the
+    best other optimizer) and how sure: with several seeds, the gap over the larger score spread
+    of the two (>= 2: high, >= 1: medium, else low); with one seed the noise is not measured."""
+    best = trials[ranking[0]]
+    if best.any_diverged:
+        return {"label": None, "optimizer": None, "lr": None, "confidence": "none",
+                "sentence": "Every candidate diverged: nothing won; lower the LRs."}
+    name = best.optimizer["name"]
+    score = best.mean_score()
+
+    def gap(j: int | None) -> dict[str, Any] | None:
+        if j is None:
+            return None
+        other = trials[j]
+        if other.any_diverged:
+            return {"label": other.label, "relative": None, "absolute": None, "sigmas": None,
+                    "diverged": True}
+        absolute = other.mean_score() - score
+        spread = [v for v in (best.score_std(), other.score_std()) if v is not None]
+        sigmas = absolute / max(spread) if spread and max(spread) > 0 else None
+        return {"label": other.label, "absolute": absolute,
+                "relative": absolute / abs(score) if score else None, "sigmas": sigmas,
+                "diverged": False}
+
+    runner = gap(ranking[1] if len(ranking) > 1 else None)
+    other_opt = next((j for j in ranking[1:] if trials[j].optimizer["name"] != name), None)
+    vs_opt = gap(other_opt)
+    if runner is None:
+        confidence = "unmeasured"
+    elif runner["diverged"]:
+        confidence = "high"
+    elif seeds < 2 or runner["sigmas"] is None:
+        confidence = "unmeasured"
+    else:
+        confidence = ("high" if runner["sigmas"] >= 2 else "medium" if runner["sigmas"] >= 1
+                      else "low")
+    parts = [f"{best.label} won (score {score:.4g}, {name} at peak lr {best.peak_lr:.3g})"]
+    if runner is not None and not runner["diverged"] and runner["relative"] is not None:
+        parts.append(f"{100 * runner['relative']:.1f} % better than the runner-up "
+                     f"{runner['label']}")
+    if vs_opt is not None and vs_opt["label"] != (runner or {}).get("label"):
+        parts.append(("the best other optimizer, " + vs_opt["label"] + ", diverged")
+                     if vs_opt["diverged"] else
+                     f"{100 * vs_opt['relative']:.1f} % better than the best other optimizer, "
+                     f"{vs_opt['label']}" if vs_opt["relative"] is not None else "")
+    sure = {"high": "the gap is at least twice the spread over seeds",
+            "medium": "the gap is one to two times the spread over seeds",
+            "low": "the gap is within the spread over seeds: a tie",
+            "unmeasured": ("one seed: the noise was not measured (seeds >= 2 measures it)"
+                           if seeds < 2 else "no spread to compare with")}[confidence]
+    edge = edges.get(name, {})
+    sentence = "; ".join(p for p in parts if p) + f"; confidence {confidence}: {sure}."
+    if edge.get("at_edge"):
+        sentence += " " + edge["note"][0].upper() + edge["note"][1:] + "."
+    return {"label": best.label, "optimizer": name, "lr": best.peak_lr, "score": score,
+            "runner_up": runner, "best_other_optimizer": vs_opt, "confidence": confidence,
+            "at_edge": bool(edge.get("at_edge")), "sentence": sentence}
+
+
 def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: TrialsConfig, *,
                   device: str | torch.device = "cpu", progress: ProgressFn | None = None,
                   should_stop: StopFn | None = None) -> TrialsResult:
-    """Run the trials of ``config`` on models from ``model_factory`` (called once per candidate,
-    and once per range test; it must return identically initialised models — seed inside it)
-    and the data of ``bundle``."""
+    """Run the trials of ``config`` on models from ``model_factory`` (called once per candidate
+    and seed, and once per range test; it must return identically initialised models — seed
+    inside it; with ``seeds > 1`` it must take ``seed_offset``) and the data of ``bundle``."""
     dev = torch.device(device)
     names = list(config.default_optimizers)
     measuring = config.candidates is None and config.center_lr is None
     n_trials = len(config.candidates) if config.candidates else len(names) * len(config.lr_factors)
-    total = n_trials * config.steps + (len(names) * config.range_test_steps if measuring else 0)
+    total = (n_trials * config.steps * config.seeds
+             + (len(names) * config.range_test_steps if measuring else 0))
     tracker = _Progress(progress, total)
 
     centers: dict[str, float] | None = None
@@ -498,6 +773,7 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
             centers, source = {}, "range_test"
             for name in names:
                 base = tracker.done
+                tracker.at("range_test", name)
                 centers[name], range_tests[name] = measure_center_lr(
                     model_factory, bundle, name, steps=config.range_test_steps, device=dev,
                     progress=tracker.offset(base), should_stop=should_stop)
@@ -505,7 +781,16 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
         pairs = _default_candidates(config, centers)
         candidates, clipped = [c for c, _ in pairs], [lrs for _, lrs in pairs]
         # De-duplication can leave fewer trials than planned: keep step/total honest.
-        tracker.total -= (n_trials - len(candidates)) * config.steps
+        tracker.total -= (n_trials - len(candidates)) * config.steps * config.seeds
+
+    def cycle_div(c: TrialCandidate) -> float | None:
+        rt = range_tests.get(c.optimizer.name)
+        s = rt["suggestions"] if rt else {}
+        hi, lo = s.get("cycle_max_lr"), s.get("cycle_min_lr")
+        return hi / lo if hi and lo else None
+
+    resolved = [_with_schedule(c, config, cycle_div(c)) for c in candidates]
+    candidates = [c for c, _ in resolved]
 
     val_batches: list[Any] = []
     if bundle.val is not None:
@@ -515,17 +800,45 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 break
             val_batches.append(split_batch(batch, field="data"))
 
+    runner = _Runner(model_factory, bundle, config, dev, val_batches, tracker, should_stop)
+    trials = runner.run(candidates, clipped, "trial")
+    for t, (_, how) in zip(trials, resolved, strict=True):
+        t.schedule_source = how
+
+    # Past the edge: while an optimizer's best LR is the grid's highest (lowest), try one more
+    # step of the grid's own ratio beyond it, within extend_edges per optimizer.
+    extended: dict[str, list[float]] = {}
+    can_extend = config.candidates is None
+    if can_extend and config.extend_edges:
+        for name in names:
+            for _ in range(config.extend_edges):
+                _, side, ratio = _edge_of(trials, name)
+                if side is None or ratio <= 1.0:
+                    break
+                idx = _grid_of(trials, name)
+                edge_lr = trials[idx[-1] if side == "high" else idx[0]].peak_lr
+                lr = min(edge_lr * ratio, MAX_LR) if side == "high" else edge_lr / ratio
+                if lr == edge_lr:
+                    break  # capped at MAX_LR: nothing further to try
+                c = TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr),
+                                   label=f"{name} lr={lr:.3g}")
+                c, how = _with_schedule(c, config, cycle_div(c))
+                tracker.total += config.steps * config.seeds
+                new = runner.run([c], [[]] if clipped else [], "extension")[0]
+                new.schedule_source = how
+                trials.append(new)
+                extended.setdefault(name, []).append(lr)
+
     if config.batched:
-        trials, batched, batched_reason = _run_all_batched(
-            candidates, model_factory, bundle, config, dev, val_batches, tracker, should_stop,
-            clipped)
+        batched, batched_reason = runner.batched, runner.notes
     else:
-        trials = [_run_one(c, model_factory, bundle, config, dev, val_batches, tracker,
-                           should_stop, clipped[i] if clipped else None)
-                  for i, c in enumerate(candidates)]
         batched, batched_reason = False, "not requested (TrialsConfig.batched is false)"
+    ranking = _rank(trials)
+    edge_names = names if config.candidates is None else list(
+        dict.fromkeys(c.optimizer.name for c in candidates))
+    edges = _edges(trials, edge_names, extended, can_extend)
     measured = source == "range_test"
-    return TrialsResult(trials=trials, ranking=_rank(trials),
+    return TrialsResult(trials=trials, ranking=ranking,
                         ranked_by="final_val_loss" if val_batches else "smoothed_final_train_loss",
                         steps=config.steps, center_lr=centers, center_lr_source=source,
                         range_tests=range_tests,
@@ -535,4 +848,5 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                         center_lr_flags=({n: list(r["suggestions"]["flags"])
                                           for n, r in range_tests.items()}
                                          if measured else None),
-                        batched=batched, batched_reason=batched_reason)
+                        batched=batched, batched_reason=batched_reason, seeds=config.seeds,
+                        edges=edges, verdict=_verdict(trials, ranking, config.seeds, edges))

@@ -170,7 +170,7 @@ def _evaluate_batched(base: nn.Module, cands: list[_Cand], names: list[str], los
 def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                       model_factory: ModelFactory, bundle: DataBundle, config: TrialsConfig,
                       device: torch.device, val_batches: list[Any], progress: _Progress,
-                      should_stop: StopFn | None, clipped: list[list[float]],
+                      should_stop: StopFn | None, clipped: list[list[float]], epoch: int = 0,
                       ) -> tuple[dict[int, TrialResult] | None, str]:
     """Train the candidates ``indices`` together. Returns ``(results by index, reason)``, or
     ``(None, reason)`` without having trained anything (nor counted progress) when the model
@@ -196,7 +196,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                           "structures can share a forward")
     loss_of = _loss_of(base, bundle)
 
-    _rewind(bundle.train)
+    _rewind(bundle.train, epoch)
     batches: Iterator[Any] = iter(bundle.train)
     first, batches = _next_batch(batches, bundle.train)
     x0, y0 = split_batch(first, field="data")
@@ -207,7 +207,9 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
     steps = config.steps
     val_on_device = [(x.to(device), y.to(device)) for x, y in val_batches]
     group_label = ", ".join(_label(c.candidate) for c in cands)
-    _rewind(bundle.train)  # the probe consumed a batch: start again at epoch 0, as sequentially
+    where = dict(progress.where)
+    progress.at(where.get("phase") or "trial", group_label, None, where.get("seed"))
+    _rewind(bundle.train, epoch)  # the probe consumed a batch: start again, as sequentially
     batches = iter(bundle.train)
     active = list(cands)
     for t in range(steps):
@@ -264,5 +266,5 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
         active = still
 
     return ({c.index: _result(c.candidate, c.built, c.monitor, c.lrs, c.val_steps, c.val_losses,
-                              c.diverged_at, c.seconds, c.clipped_lrs) for c in cands},
+                              c.diverged_at, c.seconds, c.clipped_lrs, config) for c in cands},
             f"{len(cands)} candidates in one vmapped forward/backward per step")

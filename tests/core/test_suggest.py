@@ -64,8 +64,8 @@ def test_fastai_rules_trim_an_early_stopped_sweep_from_the_steps_asked_for() -> 
 def test_recommended_and_cycle_bounds_pinned_on_a_hand_built_valley() -> None:
     s = S.suggest(LRS, valley_curve())
     assert s.lr_at_min == LRS[70]
-    # (min/10)^(2/3) * valley^(1/3), below the turning point lrs[70] / 3: no clip applies
-    expected = (LRS[70] / 10) ** (2 / 3) * LRS[54] ** (1 / 3)
+    # minimum / BACKOFF (5), below the turning point lrs[70] / 3: no clip applies
+    expected = LRS[70] / 5
     assert s.recommended == pytest.approx(expected, rel=1e-12)
     assert s.recommended < LRS[70] / 3
     # stops falling: first point within 10 % of the drop (loss <= 0.65) is index 64
@@ -82,9 +82,10 @@ def test_recommended_is_below_the_turning_point() -> None:
     assert s.recommended <= s.lr_at_min / S.MIN_BACKOFF
 
 
-def test_recommended_is_clipped_below_the_minimum() -> None:
+def test_recommended_stays_below_the_minimum_whatever_the_valley_says() -> None:
     # A narrow early dip is the global minimum; the longest decreasing run comes later, at higher
-    # LRs. The valley would drag the pick past the minimum: the clip keeps it at lr_min / 3.
+    # LRs. The valley (which once weighed in on the pick) would lie past the minimum: the pick is
+    # read off the minimum alone, lr_min / 5, below the lr_min / 3 ceiling.
     y = [2.0] * 30 + [0.1] + [1.9] * 9
     y += [1.9 - 0.018 * k for k in range(51)]  # indices 40..90, strictly decreasing
     y += [y[-1] + 0.3 * k for k in range(1, N - len(y) + 1)]
@@ -92,8 +93,8 @@ def test_recommended_is_clipped_below_the_minimum() -> None:
     s = S.suggest(LRS, y)
     assert s.lr_at_min == LRS[30]
     assert s.valley is not None and s.valley > LRS[40]
-    assert s.recommended == pytest.approx(LRS[30] / S.MIN_BACKOFF)
-    assert "clipped" in s.reason
+    assert s.recommended == pytest.approx(LRS[30] / S.BACKOFF)
+    assert s.recommended < LRS[30] / S.MIN_BACKOFF and "clipped" not in s.reason
 
 
 def test_when_the_bounds_cross_the_first_lr_wins_and_is_flagged() -> None:

@@ -29,8 +29,8 @@ def _setup(spec: ExperimentSpec = SPEC):
     bundle = build_data(spec.data, batch_size=spec.batch_size, seed=spec.seed,
                         val_fraction=spec.val_fraction)
 
-    def factory() -> torch.nn.Module:
-        torch.manual_seed(spec.seed)
+    def factory(seed_offset: int = 0) -> torch.nn.Module:  # as the worker's (TrialsConfig.seeds)
+        torch.manual_seed(spec.seed + seed_offset)
         return build_model(spec.model, bundle.info)
 
     return factory, bundle
@@ -99,7 +99,7 @@ def test_divergence_does_not_depend_on_a_shift_of_the_loss(shift: float) -> None
 
 def test_default_lrs_clipped_at_the_cap_run_once_and_say_so() -> None:
     config = TrialsConfig(center_lr=10.0, lr_factors=[1 / 3, 1.0, 3.0, 9.0],
-                          default_optimizers=["sgd"], steps=2, eval_every=2)
+                          default_optimizers=["sgd"], steps=2, eval_every=2, extend_edges=0)
     labels = [c.label for c in default_candidates(config, {"sgd": 10.0})]
     assert labels == ["sgd lr=3.33", "sgd lr=10"]  # 10, 30, 90 all became lr=10: one candidate
     result = run_trials_on(*_setup(), config)
@@ -154,7 +154,7 @@ def test_empty_or_malformed_training_data_is_a_spec_error() -> None:
 
 
 def test_default_candidates_around_a_given_lr_learn_and_rank_by_validation() -> None:
-    config = TrialsConfig(steps=40, eval_every=10, center_lr=0.01)
+    config = TrialsConfig(steps=40, eval_every=10, center_lr=0.01, extend_edges=0)
     result = run_trials_on(*_setup(), config)
     labels = [t.label for t in result.trials]
     assert len(labels) == 6 and labels[0].startswith("adamw") and labels[-1].startswith("sgd")

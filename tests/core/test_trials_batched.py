@@ -176,7 +176,7 @@ def test_a_diverging_candidate_does_not_touch_the_others() -> None:
 
 def test_progress_counts_up_and_cancel_is_checked_once_per_step() -> None:
     config = TrialsConfig(steps=12, eval_every=4, center_lr=0.01, lr_factors=[1.0, 3.0],
-                          batched=True)
+                          batched=True, extend_edges=0)
     events: list[ProgressEvent] = []
     result = run_trials_on(*_setup(MLP), config, progress=events.append)
     assert result.batched

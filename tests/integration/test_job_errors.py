@@ -109,11 +109,12 @@ def test_413_before_routing_is_labelled_with_the_route_or_a_fixed_label(
 def test_trials_over_the_total_step_budget_are_refused(client: TestClient) -> None:
     body = tiny_trials()
     body["config"] = {"steps": 2000, "default_optimizers": ["adamw", "sgd"],
-                      "lr_factors": [0.1, 0.3, 1.0, 3.0, 10.0]}  # 10 × 2000 + 2 × 100 steps
+                      "lr_factors": [0.1, 0.3, 1.0, 3.0, 10.0]}
+    # (10 candidates + 2 × 2 possible edge extensions) × 2000 + 2 × 100 range-test steps
     r = client.post("/v1/jobs/trials", json=body)
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, r.text
     err = next(e for e in r.json()["errors"] if e["allowed"].endswith("in all"))
-    assert err["field"] == "body.config.steps" and err["value"] == 20_200
+    assert err["field"] == "body.config.steps" and err["value"] == 28_200
     assert "max_total_steps=20000" in err["message"] and "range tests" in err["message"]
 
 

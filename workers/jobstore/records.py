@@ -68,8 +68,18 @@ def progress_doc(event: Any) -> dict[str, Any]:
         data = dict(event)
     else:
         data = {k: getattr(event, k, None) for k in ("step", "total", "lr", "loss")}
-    return {"step": int(data.get("step") or 0), "total": int(data.get("total") or 0),
-            "lr": _finite(data.get("lr")), "loss": _finite(data.get("loss"))}
+    doc = {"step": int(data.get("step") or 0), "total": int(data.get("total") or 0),
+           "lr": _finite(data.get("lr")), "loss": _finite(data.get("loss"))}
+    # Where a trials job is (ProgressEvent.phase / candidate / candidate_lr / seed); absent on
+    # events that do not say.
+    for key in ("phase", "candidate"):
+        if data.get(key) is not None:
+            doc[key] = str(data[key])
+    if data.get("candidate_lr") is not None:
+        doc["candidate_lr"] = _finite(data["candidate_lr"])
+    if data.get("seed") is not None:
+        doc["seed"] = int(data["seed"])
+    return doc
 
 
 def status_csv(statuses: Sequence[str]) -> str:

@@ -1,0 +1,190 @@
+"""LR-suggestion quality: regret of each rule's pick against the best of a fixed-LR grid.
+
+    python -m bench.lr_quality            # the full run: 8 problems x {AdamW, SGD+momentum} x 3 seeds
+    python -m bench.lr_quality --quick    # a smoke run (one problem, one seed, a coarse grid)
+
+For every case (problem, optimizer, seed) one LR range test is run (``lr_range_test``, default
+config: 1e-7 -> 10 in 100 steps), and every rule reads its pick off that same curve:
+``recommended`` (ours), ``steepest`` (torch-lr-finder), ``valley`` (fastai's default),
+``minimum_div10`` (fastai's minimum / 10) and ``lightning`` (Lightning 2.5.3+). A fresh copy of
+the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
+of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
+the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
+default schedule (5 % warmup, cosine to 0.1 x peak; ``--schedule constant`` holds it fixed
+instead): that is how a pick is used, and the final loss of a constant high LR is mostly the phase
+of its oscillation at the last step, which would make every regret noise.
+
+    regret(rule) = final loss at the rule's LR / lowest final loss over the grid
+
+1.0 is as good as the best grid LR (below 1: better than every grid point). A run whose loss
+becomes NaN/Inf is *diverged* (regret inf). Targets (issue 11): median <= 1.03, worst <= 1.2, >= 90 %
+of cases within 1.1x, nothing diverged. Results are reported for all cases and separately for the
+problems a rule may be fitted on (``FIT``) and those held out (``HELD_OUT``); see
+``bench/lr_quality_problems.py``. Writes ``bench/results/lr_quality.json`` and prints markdown.
+One thread (small models: threads only add noise on a shared CPU); about 10 minutes on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import pathlib
+import platform
+import statistics
+import time
+from typing import Any
+
+import torch
+
+from bench.lr_quality_problems import FIT, HELD_OUT, PROBLEMS
+from bench.problems import Problem, full_loss, run_range_test, train_fixed_lr
+from optim_core.numerics.suggest import lightning
+
+OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
+RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning")
+TARGETS = {"median": 1.03, "worst": 1.2, "within_1.1": 0.9}
+
+
+def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
+    n = per_decade * (hi_exp - lo_exp) + 1
+    return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
+
+
+def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
+    """One case: the range test, the grid, every rule's pick, and its regret."""
+    cache: dict[float, float] = {}
+
+    def final(lr: float) -> float:
+        if lr not in cache:
+            cache[lr] = train_fixed_lr(problem, lr, steps, schedule)
+        return cache[lr]
+
+    rt = run_range_test(problem)
+    s = dict(rt["suggestions"])
+    curve = rt["curve"] if "curve" in rt else {"lrs": rt["lrs"], "losses": rt["losses"],
+                                                "raw_losses": rt["raw_losses"]}
+    s["lightning"] = lightning(curve["lrs"], curve["losses"])
+    grid_losses = {lr: final(lr) for lr in lrs}
+    best_lr = min(grid_losses, key=grid_losses.__getitem__)
+    best = grid_losses[best_lr]
+    rules: dict[str, Any] = {}
+    for rule in RULES:
+        lr = s.get(rule)
+        loss = final(lr) if lr else math.inf
+        rules[rule] = {"lr": lr, "final_loss": _fin(loss),
+                       "regret": _fin(loss / best) if math.isfinite(loss) else None,
+                       "diverged": not math.isfinite(loss),
+                       "decades_from_best": (math.log10(lr / best_lr) if lr else None)}
+    return {"problem": problem.name.split("/")[0], "optimizer": problem.optimizer_name,
+            "initial_loss": full_loss(problem, problem.make_model()),
+            "best_grid_lr": best_lr, "best_grid_loss": best,
+            "grid_at_edge": best_lr in (lrs[0], lrs[-1]),
+            "grid": [{"lr": lr, "final_loss": _fin(v)} for lr, v in grid_losses.items()],
+            "range_test": {"stop_reason": rt["stop_reason"], "steps_run": rt["steps_run"],
+                           "confidence": s["confidence"], "flags": s["flags"],
+                           "reason": s["reason"], "lr_at_min": s["lr_at_min"],
+                           "curve": curve},
+            "rules": rules}
+
+
+def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for rule in RULES:
+        regrets = [math.inf if c["rules"][rule]["diverged"] else c["rules"][rule]["regret"]
+                   for c in cases]
+        finite = [r for r in regrets if math.isfinite(r)]
+        worst = max(regrets) if regrets else math.nan
+        out[rule] = {
+            "cases": len(regrets),
+            "median": statistics.median(regrets) if regrets else None,
+            "worst": _fin(worst),
+            "within_1.1": (sum(r <= 1.1 for r in regrets) / len(regrets)) if regrets else None,
+            "diverged": len(regrets) - len(finite),
+        }
+        o = out[rule]
+        o["meets_targets"] = bool(regrets) and (
+            o["median"] <= TARGETS["median"] and o["worst"] is not None
+            and o["worst"] <= TARGETS["worst"] and o["within_1.1"] >= TARGETS["within_1.1"]
+            and o["diverged"] == 0)
+    return out
+
+
+def table(summary: dict[str, Any], title: str) -> str:
+    lines = [f"**{title}**", "", "| rule | cases | median regret | worst | within 1.1x | diverged |"
+             " targets met |", "|---|---|---|---|---|---|---|"]
+    for rule, o in summary.items():
+        worst = "inf" if o["worst"] is None else f"{o['worst']:.3f}"
+        med = "inf" if o["median"] is None or not math.isfinite(o["median"]) else f"{o['median']:.3f}"
+        lines.append(f"| {rule} | {o['cases']} | {med} | {worst} | {100 * o['within_1.1']:.0f} % "
+                     f"| {o['diverged']} | {'yes' if o['meets_targets'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def case_table(cases: list[dict[str, Any]]) -> str:
+    lines = ["| problem | opt | seed | best grid lr | " + " | ".join(RULES) + " |",
+             "|---|---|---|---|" + "---|" * len(RULES)]
+    for c in cases:
+        cells = []
+        for rule in RULES:
+            v = c["rules"][rule]
+            cells.append("-" if v["lr"] is None else
+                         f"{v['lr']:.2g} ({'div' if v['diverged'] else format(v['regret'], '.2f')})")
+        edge = " (edge)" if c["grid_at_edge"] else ""
+        lines.append(f"| {c['problem']} | {c['optimizer']} | {c['seed']} | "
+                     f"{c['best_grid_lr']:.2g}{edge} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: convex_logreg/adamw, seed 0, 60 steps, 2 grid points a decade")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--grid-per-decade", type=int, default=3)
+    ap.add_argument("--schedule", choices=["warmup_cosine", "constant"], default="warmup_cosine",
+                    help="how each LR is trained (the grid's LR is the schedule's peak)")
+    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    ap.add_argument("--optimizers", nargs="+", default=["adamw", "sgd"], choices=["adamw", "sgd"])
+    ap.add_argument("--out", type=pathlib.Path, default=OUT)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.steps, args.grid_per_decade = [0], 60, 2
+        args.problems, args.optimizers = ["convex_logreg"], ["adamw"]
+    torch.set_num_threads(1)
+
+    t0 = time.perf_counter()
+    lrs = grid(args.grid_per_decade)
+    cases = []
+    for name in args.problems:
+        for opt in args.optimizers:
+            for seed in args.seeds:
+                case = (judge(PROBLEMS[name](seed, opt), lrs, args.steps, args.schedule)
+                        | {"seed": seed})
+                cases.append(case)
+                print(f"[{time.perf_counter() - t0:6.0f}s] {name}/{opt}/{seed}: " + ", ".join(
+                    f"{r}={'div' if v['diverged'] else format(v['regret'] or math.nan, '.3f')}"
+                    for r, v in case["rules"].items()), flush=True)
+    split = {"all": cases, "fit": [c for c in cases if c["problem"] in FIT],
+             "held_out": [c for c in cases if c["problem"] in HELD_OUT]}
+    summary = {k: summarise(v) for k, v in split.items() if v}
+    doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs, "fit": list(FIT),
+           "held_out": list(HELD_OUT), "summary": summary, "cases": cases,
+           "seconds": time.perf_counter() - t0, "torch": torch.__version__,
+           "python": platform.python_version(), "quick": args.quick}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    for k, s in summary.items():
+        print("\n" + table(s, f"{k} ({len(split[k])} cases)"))
+    print("\n" + case_table(cases))
+    print(f"\nwrote {args.out} in {doc['seconds']:.0f} s")
+    return doc
+
+
+def _fin(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+if __name__ == "__main__":
+    main()

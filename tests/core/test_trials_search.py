@@ -1,0 +1,140 @@
+"""Trials that search (issue 11 item 3): past the grid's edge, full schedules recorded, spread over
+seeds, progress that names phase / candidate / LR, and a verdict that says who won, by how much and
+how sure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from optim_core.errors import SpecError
+from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import ProgressEvent
+from optim_core.training.trials import run_trials_on
+from tests.core.test_trials import _setup
+
+
+def test_a_winner_at_the_low_edge_extends_the_grid_below_it() -> None:
+    # centre 3.0 for AdamW is far too high: the lowest LR wins, so the grid grows downwards
+    config = TrialsConfig(center_lr=3.0, default_optimizers=["adamw"], steps=30, eval_every=10,
+                          extend_edges=2)
+    events: list[ProgressEvent] = []
+    result = run_trials_on(*_setup(), config, progress=events.append)
+    lrs = [t.peak_lr for t in result.trials]
+    assert lrs[:3] == pytest.approx([1.0, 3.0, 9.0])
+    assert lrs[3:] == pytest.approx([1 / 3, 1 / 9])  # two steps of the grid's ratio (3) below
+    assert [t.phase for t in result.trials] == ["trial"] * 3 + ["extension"] * 2
+    edge = result.edges["adamw"]
+    assert edge["extended_lrs"] == pytest.approx([1 / 3, 1 / 9])
+    assert edge["grid_lrs"] == pytest.approx(sorted(lrs))
+    if edge["at_edge"]:  # still at the edge after the budget: said plainly
+        assert "may lie below" in edge["note"] and "budget" in edge["note"]
+        assert result.verdict["at_edge"] and "may lie below" in result.verdict["sentence"]
+    # progress: step only goes up; the total grew by the extensions; phase and candidate named
+    assert [e.step for e in events] == sorted(e.step for e in events)
+    assert events[-1].step == events[-1].total == 5 * 30
+    ext = [e for e in events if e.phase == "extension"]
+    assert ext and {e.candidate for e in ext} == {"adamw lr=0.333", "adamw lr=0.111"}
+    assert sorted({e.candidate_lr for e in ext}) == pytest.approx([1 / 9, 1 / 3])
+    assert all(e.phase == "trial" and e.candidate_lr in lrs[:3] for e in events[:3])
+
+
+def test_a_winner_inside_the_grid_is_not_extended() -> None:
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw"], steps=30, eval_every=10,
+                          lr_factors=[1 / 30, 1.0, 30.0])
+    result = run_trials_on(*_setup(), config)
+    best = result.best
+    if best.peak_lr == pytest.approx(0.01):
+        assert len(result.trials) == 3 and result.edges["adamw"]["at_edge"] is None
+        assert "inside the grid" in result.edges["adamw"]["note"]
+
+
+def test_explicit_candidates_at_an_edge_are_reported_not_extended() -> None:
+    cands = [TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=lr)) for lr in (1.0, 3.0)]
+    config = TrialsConfig(candidates=cands, steps=20, eval_every=10)
+    result = run_trials_on(*_setup(), config)
+    assert len(result.trials) == 2
+    assert result.edges["adamw"]["at_edge"] == "low"
+    assert "explicit candidates are not extended" in result.edges["adamw"]["note"]
+
+
+def test_every_candidate_records_its_full_schedule() -> None:
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["sgd"], lr_factors=[1.0],
+                          steps=40, eval_every=20)
+    d = run_trials_on(*_setup(), config).to_dict()["trials"][0]
+    assert d["schedule"] == {"name": "warmup_cosine", "max_lr": 0.01, "warmup_steps": 2,
+                             "total_steps": 40, "min_lr_ratio": 0.1}
+    assert d["schedule_source"] == "default"
+    assert d["lrs"][1] == pytest.approx(0.01) and d["lrs"][-1] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("kind", ["one_cycle", "wsd"])
+def test_trials_run_1cycle_and_wsd(kind: str) -> None:
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw"], lr_factors=[1.0],
+                          steps=40, eval_every=20, schedule=kind)
+    t = run_trials_on(*_setup(), config).trials[0]
+    assert t.schedule is not None and t.schedule["name"] == kind
+    if kind == "one_cycle":
+        assert t.lrs[0] == pytest.approx(0.01 / 25) and max(t.lrs) == pytest.approx(0.01)
+        assert t.lrs[-1] == pytest.approx(0.01 / 25 / 1e4)
+    else:
+        assert t.lrs[1] == pytest.approx(0.01) and t.lrs[35] == pytest.approx(0.01)
+        assert t.lrs[-1] == pytest.approx(0.001)
+
+
+def test_one_cycle_takes_its_floor_from_the_range_test() -> None:
+    config = TrialsConfig(default_optimizers=["adamw"], lr_factors=[1.0], steps=20,
+                          eval_every=10, schedule="one_cycle", range_test_steps=40)
+    result = run_trials_on(*_setup(), config)
+    s = result.range_tests["adamw"]["suggestions"]
+    assert result.trials[0].schedule["div_factor"] == pytest.approx(
+        s["cycle_max_lr"] / s["cycle_min_lr"])
+
+
+def test_seeds_give_a_spread_and_a_verdict_that_says_how_sure() -> None:
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw", "sgd"],
+                          lr_factors=[1.0, 3.0], steps=30, eval_every=10, seeds=3,
+                          extend_edges=0)
+    events: list[ProgressEvent] = []
+    result = run_trials_on(*_setup(), config, progress=events.append)
+    for t in result.trials:
+        assert [r["seed"] for r in t.seed_runs] == [0, 1, 2]
+        assert t.seed_runs[0]["score"] == pytest.approx(t.score())
+        assert len({r["score"] for r in t.seed_runs}) == 3  # other weights and order per seed
+        assert t.score_std() is not None and t.score_std() > 0
+    means = [result.trials[i].mean_score() for i in result.ranking]
+    assert means == sorted(means)  # ranked by the mean over seeds
+    v = result.verdict
+    assert v["label"] == result.best.label and v["lr"] == result.best.peak_lr
+    assert v["optimizer"] == result.best.optimizer["name"]
+    assert v["confidence"] in ("high", "medium", "low")
+    assert v["runner_up"]["sigmas"] is not None and v["runner_up"]["relative"] >= 0
+    assert "won" in v["sentence"] and "spread over seeds" in v["sentence"]
+    assert {e.seed for e in events} == {0, 1, 2}
+    assert events[-1].step == events[-1].total == 4 * 30 * 3
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_one_seed_says_the_noise_was_not_measured() -> None:
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw"], lr_factors=[1.0, 3.0],
+                          steps=20, eval_every=10, extend_edges=0)
+    v = run_trials_on(*_setup(), config).verdict
+    assert v["confidence"] == "unmeasured" and "seeds >= 2" in v["sentence"]
+
+
+def test_seeds_need_a_factory_that_takes_a_seed_offset() -> None:
+    factory, bundle = _setup()
+    config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw"], lr_factors=[1.0],
+                          steps=4, eval_every=4, seeds=2)
+    with pytest.raises(SpecError) as err:
+        run_trials_on(lambda: factory(), bundle, config)
+    assert err.value.field == "config.seeds"
+
+
+def test_planned_steps_cover_seeds_and_extensions() -> None:
+    c = TrialsConfig(steps=100, seeds=2, extend_edges=2, range_test_steps=50)
+    assert c.planned_steps() == (2 * 3 + 2 * 2) * 100 * 2 + 2 * 50
+    cands = [TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=1e-3))]
+    assert TrialsConfig(candidates=cands, steps=10).planned_steps() == 10
