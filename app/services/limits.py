@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 from app.core.config import Settings
-from app.core.problems import ProblemError
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
 from optim_core.specs.range_test import RangeTestConfig
@@ -124,12 +123,3 @@ def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
                           "every phase: range tests, candidates × steps × batch_size, "
                           "evaluations", s)
     return errors
-
-
-def limit_problem(errors: list[dict[str, Any]]) -> ProblemError:
-    first = errors[0]
-    detail = f"{first['field']}: {first['message']} (allowed: {first['allowed']})"
-    if len(errors) > 1:
-        detail += f"; and {len(errors) - 1} more"
-    return ProblemError(422, "Spec exceeds a configured limit", detail, type_="resource-limit",
-                        errors=errors)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from optim_core.numerics.finite import is_finite
+
 FindingKind = Literal["nan_inf", "divergence", "plateau", "oscillation", "overfitting", "healthy"]
 
 MAX_POINTS = 100_000
@@ -73,10 +75,6 @@ class Diagnosis(BaseModel):
     findings: list[Finding]
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
-
-
 def _unit(xs: list[float]) -> float:
     """The power of two that brings the largest ``|x|`` into [0.5, 2) (1.0 for all zeros).
 
@@ -104,7 +102,7 @@ def _lr_change(log: TrainingLog, idx: int, factor: float) -> dict[str, Any]:
 
 
 def _nan(log: TrainingLog, steps: list[int]) -> Finding | None:
-    bad = [i for i, x in enumerate(log.loss) if not _finite(x)]
+    bad = [i for i, x in enumerate(log.loss) if not is_finite(x)]
     if not bad:
         return None
     i = bad[0]
@@ -112,7 +110,7 @@ def _nan(log: TrainingLog, steps: list[int]) -> Finding | None:
     change["clip_norm"] = 1.0
     ev: dict[str, Any] = {"first_step": steps[i], "count": len(bad),
                           "steps": [steps[j] for j in bad[:20]]}
-    if log.grad_norm and i > 0 and _finite(log.grad_norm[i - 1]):
+    if log.grad_norm and i > 0 and is_finite(log.grad_norm[i - 1]):
         ev["grad_norm_before"] = log.grad_norm[i - 1]
     return Finding(kind="nan_inf", rule_ids=["O7.5", "O7.4"],
                    summary=f"loss became NaN/Inf at step {steps[i]}: lower the LR × "
@@ -128,7 +126,7 @@ def diagnose(log: TrainingLog) -> Diagnosis:
     nan = _nan(log, steps)
     if nan:
         findings.append(nan)
-    idx = [i for i, x in enumerate(log.loss) if _finite(x)]
+    idx = [i for i, x in enumerate(log.loss) if is_finite(x)]
     raw = [float(log.loss[i]) for i in idx]  # type: ignore[arg-type]
     unit = _unit(raw)
     ys = [y / unit for y in raw]  # the statistics below are relative: the unit cancels out
@@ -236,7 +234,7 @@ def _overfit(log: TrainingLog, ys: list[float]) -> Finding | None:
     if not log.val_loss or len(log.val_loss) < 3:
         return None
     vsteps = log.val_steps or list(range(len(log.val_loss)))
-    vals = [(s, float(v)) for s, v in zip(vsteps, log.val_loss, strict=True) if _finite(v)]
+    vals = [(s, float(v)) for s, v in zip(vsteps, log.val_loss, strict=True) if is_finite(v)]
     if len(vals) < 3:
         return None
     best_s, best_v = min(vals, key=lambda p: p[1])

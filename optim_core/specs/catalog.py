@@ -65,7 +65,6 @@ class OptimInfo:
     state_slots: float                    # floats of optimizer state kept per parameter
     decoupled: bool                       # λ outside the gradient (θ ← θ − ηλθ), not L2 (W6)
     adam_like: bool                       # AdamW's Adam step (O5.1), so AdamW's LR carries over
-    adaptive: bool                        # per-parameter step sizes (not plain SGD)
     rule_ids: tuple[str, ...]             # GUIDELINES rules it implements (the advice cites them)
     fused_on: frozenset[str] = field(default_factory=frozenset)
 
@@ -82,11 +81,11 @@ _ROWS = (
     # without momentum; the estimate assumes the common case).
     OptimInfo("sgd", "torch.optim:SGD", {"lr": 1e-2, "momentum": 0.9, "weight_decay": 1e-4},
               lambda s: {"momentum": s.momentum, "nesterov": s.nesterov},
-              state_slots=1.0, decoupled=False, adam_like=False, adaptive=False,
+              state_slots=1.0, decoupled=False, adam_like=False,
               rule_ids=("O1.2", "O2.1", "O3.1", "O3.2", "W4", "W11"), fused_on=_FUSED),
     OptimInfo("adagrad", "torch.optim:Adagrad", {"lr": 1e-2, "eps": 1e-10, "weight_decay": 0.0},
               lambda s: {"eps": s.eps},
-              state_slots=1.0, decoupled=False, adam_like=False, adaptive=True,
+              state_slots=1.0, decoupled=False, adam_like=False,
               rule_ids=("O4.1",), fused_on=frozenset({"cpu"})),
     # O4.2's β is torch's alpha; betas[0] is 0 by validation (no first moment in RMSprop). One
     # EMA of squared gradients (+1 with momentum, ignored by the estimate).
@@ -94,35 +93,35 @@ _ROWS = (
               {"lr": 1e-2, "betas": (0.0, 0.9), "eps": 1e-8, "momentum": 0.0,
                "weight_decay": 0.0},
               lambda s: {"alpha": s.betas[1], "eps": s.eps, "momentum": s.momentum},
-              state_slots=1.0, decoupled=False, adam_like=False, adaptive=True,
+              state_slots=1.0, decoupled=False, adam_like=False,
               rule_ids=("O4.2",)),
     OptimInfo("adam", "torch.optim:Adam",
               {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
-              _adam_kwargs, state_slots=2.0, decoupled=False, adam_like=True, adaptive=True,
+              _adam_kwargs, state_slots=2.0, decoupled=False, adam_like=True,
               rule_ids=("O5.1", "O5.2"), fused_on=_FUSED),
     # adam_l2 is torch's Adam(weight_decay=λ): λθ is added to the gradient before the adaptive
     # scaling (W6's "Adam + L2"), kept next to adamw so trials can show the difference W6 states.
     OptimInfo("adam_l2", "torch.optim:Adam",
               {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01},
-              _adam_kwargs, state_slots=2.0, decoupled=False, adam_like=True, adaptive=True,
+              _adam_kwargs, state_slots=2.0, decoupled=False, adam_like=True,
               rule_ids=("O5.1", "O5.2", "O5.3", "W6", "W11"), fused_on=_FUSED),
     OptimInfo("adamw", "torch.optim:AdamW",
               {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01},
-              _adam_kwargs, state_slots=2.0, decoupled=True, adam_like=True, adaptive=True,
+              _adam_kwargs, state_slots=2.0, decoupled=True, adam_like=True,
               rule_ids=("O5.1", "O5.2", "O5.3", "W6", "W11"), fused_on=_FUSED),
     # Factored second moments (row + column sums): far less than one float per parameter for
     # matrices; 0.1 is a deliberately rough stand-in.
     OptimInfo("adafactor", "torch.optim:Adafactor",
               {"lr": 1e-2, "eps": 1e-30, "weight_decay": 0.01},
               lambda s: {"eps": (s.eps, _ADAFACTOR_EPS2)},
-              state_slots=0.1, decoupled=True, adam_like=False, adaptive=True,
+              state_slots=0.1, decoupled=True, adam_like=False,
               rule_ids=("O5.4", "O7.1")),
     # LAMB and Lion decouple weight decay (weight_decouple=True is the library default; stated so
     # a library default change cannot silently turn them into L2).
     OptimInfo("lamb", "pytorch_optimizer:Lamb",
               {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-6, "weight_decay": 0.01},
               lambda s: {"betas": s.betas, "eps": s.eps, "weight_decouple": True},
-              state_slots=2.0, decoupled=True, adam_like=True, adaptive=True,
+              state_slots=2.0, decoupled=True, adam_like=True,
               rule_ids=("O5.4", "O7.1")),
     # LARS (You et al. 2017): SGD + momentum with a layer-wise trust ratio ‖w‖/‖g‖ (trust
     # coefficient 1e-3, the library's and SimCLR's); its λ is added to the gradient before the
@@ -130,12 +129,12 @@ _ROWS = (
     # no ratio), which is also the param-group rule. One momentum buffer.
     OptimInfo("lars", "pytorch_optimizer:LARS", {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-6},
               lambda s: {"momentum": s.momentum},
-              state_slots=1.0, decoupled=False, adam_like=False, adaptive=True,
+              state_slots=1.0, decoupled=False, adam_like=False,
               rule_ids=("O7.1",)),
     OptimInfo("lion", "pytorch_optimizer:Lion",
               {"lr": 1e-4, "betas": (0.9, 0.99), "weight_decay": 0.1},
               lambda s: {"betas": s.betas, "weight_decouple": True},
-              state_slots=1.0, decoupled=True, adam_like=False, adaptive=True,
+              state_slots=1.0, decoupled=True, adam_like=False,
               rule_ids=("O5.4",)),
 )
 

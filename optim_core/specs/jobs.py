@@ -59,10 +59,9 @@ class TrialsConfig(_Spec):
                                            "used for divergence and ranking")
     divergence_factor: float = Field(
         default=4.0, ge=1.1, le=1000.0,
-        description="diverged once the smoothed train loss rises above its best by factor × "
-                    "max(start − best, 3 × batch noise) — i.e. above start + (factor − 1)·"
-                    "(start − best) — or any loss is NaN/Inf; shift-invariant (negative losses "
-                    "work); not applied in the first max(10, steps // 10) steps")
+        description="the divergence rule's threshold (optim_core.numerics.divergence, the range "
+                    "test's rule): a trial diverged once its smoothed train loss rises above "
+                    "its best by this many times the drop seen so far, or any loss is NaN/Inf")
     range_test_steps: int = Field(default=100, ge=10, le=2000,
                                   description="length of the range test that measures center_lr")
     schedule: Literal["warmup_cosine", "one_cycle", "wsd"] = Field(

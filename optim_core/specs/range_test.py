@@ -17,14 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 class RangeTestConfig(BaseModel):
     """How the LR range test sweeps, smooths, stops and measures.
 
-    Divergence rule (see ``optim_core.training.range_test``): with ``s_t`` the smoothed loss, ``best_t`` its
-    minimum so far (from the end of the start-up window on), ``start`` the median of the first raw
-    losses (no single batch decides it) and ``scale_t = max(start - best_t, 3 * noise_t, tiny)``
-    (the drop seen so far, or the batch-to-batch noise of the raw loss, median
-    ``|raw_t - raw_{t-1}|``, when little has dropped yet), the test stops when ``s_t - best_t > divergence_threshold * scale_t``. Every term
-    is a difference of losses, so the rule gives the same step for a loss shifted by any constant,
-    and works for negative losses. With the default threshold 1.0 it stops once the smoothed loss
-    has climbed back by as much as it had fallen (i.e. back to where it started).
+    It stops by the divergence rule of ``optim_core.numerics.divergence`` (shift-invariant, so
+    negative and offset losses work), with ``divergence_threshold`` as its threshold.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -39,8 +33,9 @@ class RangeTestConfig(BaseModel):
     stop_on_divergence: bool = Field(True, description="stop when the smoothed loss diverges")
     divergence_threshold: float = Field(
         1.0, gt=0.0, le=1000.0,
-        description="stop when the smoothed loss rises above its best by this many times the "
-                    "drop seen so far (sign-independent)")
+        description="the divergence rule's threshold (optim_core.numerics.divergence): stop "
+                    "when the smoothed loss rises above its best by this many times the drop "
+                    "seen so far (or the batch noise, when little has dropped)")
     check_every: int = Field(
         10, ge=1, le=1000,
         description="steps between host-side checks (divergence, NaN, progress); on CUDA the "

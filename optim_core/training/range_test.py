@@ -20,18 +20,12 @@ fixed validation batches weighted by each batch's sample count (the first dimens
 first tensor, depth-first: ``inputs`` for ``(inputs, targets)``), as the short trials weight theirs;
 a batch without any tensor counts as one sample.
 
-Divergence rule (sign-independent)
-----------------------------------
-The usual ``smoothed > 4 * best`` breaks for negative losses (and for losses near 0). The rule is
-``optim_core.numerics.divergence`` (shared with the short trials): with ``s_t`` the bias-corrected EMA of the
-loss, ``start`` the median of the first raw losses (``suggest.start_level``), ``best_t =
-min(s_w..s_t)`` after that start-up window, ``noise_t = median_i |raw_i - raw_{i-1}|`` (batch-to-batch
-noise, robust to the spikes of a diverging loss) and ``scale_t = max(start - best_t, 3 * noise_t,
-1e-8 * (1 + |start|))``, the test stops ("diverged") at the first step where
-``s_t - best_t > divergence_threshold * scale_t`` (default 1: the loss has climbed back by as much as
-it had fallen). Every term is a difference of losses, so a loss shifted by a constant stops at the
-same step. The rule is not applied in the first ``max(10, num_steps // 10)`` steps, where the EMA
-has seen too few values. A NaN/Inf raw loss stops at once ("non_finite"). The stored curve ends at the step that triggered the stop (inclusive);
+Divergence
+----------
+The sweep stops by the shift-invariant divergence rule of ``optim_core.numerics.divergence``
+(described there, once; the trials use the same rule), with ``divergence_threshold`` as its
+threshold (default 1: the smoothed loss has climbed back by as much as it had fallen), or at once
+on a NaN/Inf loss ("non_finite"). The stored curve ends at the step that triggered the stop (inclusive);
 ``steps_run`` counts the steps actually run, which can be up to ``check_every - 1`` more, because
 the check happens every ``check_every`` steps (on CUDA without a host sync in between).
 
@@ -75,10 +69,12 @@ from torch.nn.parameter import is_lazy
 
 from optim_core.errors import Cancelled, SpecError, TrainingError
 from optim_core.numerics.divergence import DivergenceMonitor
+from optim_core.numerics.finite import finite_floats, finite_or_none, json_safe
 from optim_core.numerics.suggest import Suggestions, suggest
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
 from optim_core.training.data import split_batch
+from optim_core.training.modes import eval_mode, restore_modes, save_modes
 from optim_core.training.optimizers import build_optimizer
 from optim_core.training.param_groups import build_param_groups
 
@@ -109,38 +105,20 @@ class RangeTestResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: lists of floats, NaN/Inf as None."""
         out: dict[str, Any] = {
-            "lrs": _json_floats(self.lrs),
-            "losses": _json_floats(self.losses),
-            "raw_losses": _json_floats(self.raw_losses),
+            "lrs": finite_floats(self.lrs),
+            "losses": finite_floats(self.losses),
+            "raw_losses": finite_floats(self.raw_losses),
             "stop_reason": self.stop_reason,
             "steps_run": self.steps_run,
-            "suggestions": _json_clean(self.suggestions.to_dict()),
+            "suggestions": json_safe(self.suggestions.to_dict()),
             "seconds": float(self.seconds),
             "device": self.device,
             "config": self.config.model_dump(mode="json"),
         }
         if self.val_steps:
             out["val_steps"] = list(self.val_steps)
-            out["val_losses"] = _json_floats(self.val_losses)
+            out["val_losses"] = finite_floats(self.val_losses)
         return out
-
-
-def _json_float(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
-def _json_floats(xs: Iterable[float]) -> list[float | None]:
-    return [_json_float(x) for x in xs]
-
-
-def _json_clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return _json_float(obj)
-    if isinstance(obj, dict):
-        return {k: _json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_clean(v) for v in obj]
-    return obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,18 +137,6 @@ def _to_host(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(_to_host(v) for v in obj)
     return obj
-
-
-def _modes(model: nn.Module) -> dict[str, bool]:
-    """Every submodule's train/eval flag: ``model.train(flag)`` alone would flatten them."""
-    return {name: m.training for name, m in model.named_modules()}
-
-
-def _set_modes(model: nn.Module, modes: Mapping[str, bool]) -> None:
-    # Set the attribute, not ``m.train(flag)``: that recurses and would overwrite the children.
-    for name, m in model.named_modules():
-        if name in modes:
-            m.training = modes[name]
 
 
 def _foreign_params(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -220,7 +186,7 @@ class _Snapshot:
             optimizer=None if optimizer is None else _to_host(optimizer.state_dict()),
             foreign=[(p, _to_host(p), None if p.grad is None else _to_host(p.grad))
                      for p in foreign],
-            modes=_modes(model),
+            modes=save_modes(model),
             device=None if first is None else first.device,
             torch_rng=torch.get_rng_state(),
             cuda_rng=cuda_rng,
@@ -246,7 +212,7 @@ class _Snapshot:
             # load_state_dict casts floating state to each param's device/dtype and replaces the
             # state wholesale (state created during the sweep is dropped).
             optimizer.load_state_dict(self.optimizer)
-        _set_modes(model, self.modes)
+        restore_modes(model, self.modes)
         torch.set_rng_state(self.torch_rng)
         if self.cuda_rng is not None:
             torch.cuda.set_rng_state_all(self.cuda_rng)
@@ -520,7 +486,7 @@ def _sweep(model: nn.Module, opt: torch.optim.Optimizer, train_data: Iterable[Ba
             if progress is not None:
                 s = monitor.smoothed[-1] if monitor.smoothed else math.nan
                 progress(ProgressEvent(step=done, total=cfg.num_steps, lr=lrs[step],
-                                       loss=_json_float(s)))
+                                       loss=finite_or_none(s)))
             if monitor.stop_at is not None:
                 break
     steps_run = step + 1
@@ -560,9 +526,7 @@ def _val_loss(model: nn.Module, batches: list[Batch], step_fn: ForwardFn,
               autocast: Callable[[], contextlib.AbstractContextManager[Any]]) -> float:
     """Sample-weighted mean loss over the fixed validation batches, in eval mode (as the trials'
     validation loss; a smaller last batch counts for its size). One host sync: optional feature."""
-    modes = _modes(model)
-    model.eval()
-    try:
+    with eval_mode(model):  # back to the sweep's flags, per submodule, afterwards
         weighted: list[torch.Tensor] = []
         count = 0
         with torch.no_grad(), autocast():
@@ -571,5 +535,3 @@ def _val_loss(model: nn.Module, batches: list[Batch], step_fn: ForwardFn,
                 weighted.append(step_fn(model, b).detach().float() * n)
                 count += n
         return float(torch.stack(weighted).sum()) / count
-    finally:
-        _set_modes(model, modes)  # back to the sweep's flags, per submodule

@@ -44,18 +44,19 @@ from optim_core.errors import Cancelled
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.training.data import DataBundle, split_batch
+from optim_core.training.modes import eval_mode
 from optim_core.training.optimizers import optimizer_class
-from optim_core.training.trials import (
+from optim_core.training.trial_run import (
+    BuiltCandidate,
     ModelFactory,
+    PhasedProgress,
     StopFn,
     TrialResult,
-    _build,
-    _Built,
-    _label,
-    _next_batch,
-    _Progress,
-    _result,
-    _rewind,
+    build_candidate,
+    candidate_label,
+    next_batch,
+    rewind,
+    trial_result,
 )
 
 __all__ = ["optimizer_class_groups", "run_group_batched", "structural_reason"]
@@ -96,7 +97,7 @@ class _Cand:
 
     index: int
     candidate: TrialCandidate
-    built: _Built
+    built: BuiltCandidate
     named: dict[str, torch.Tensor]
     monitor: DivergenceMonitor
     clipped_lrs: list[float] | None
@@ -148,28 +149,23 @@ def _probe(base: nn.Module, cands: list[_Cand], names: list[str], loss_of: LossO
 
 def _evaluate_batched(base: nn.Module, cands: list[_Cand], names: list[str], loss_of: LossOf,
                       batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
-    """`optim_core.training.trials._evaluate` for several candidates at once: the same sample-weighted
-    mean, accumulated in the same order, in eval mode."""
-    modes = {name: m.training for name, m in base.named_modules()}
-    base.eval()  # functional_call runs base's modules: their flags are every candidate's
+    """`optim_core.training.trial_run.evaluate` for several candidates at once: the same
+    sample-weighted mean, accumulated in the same order, in eval mode."""
     totals = [0.0] * len(cands)
     count = 0
-    try:
-        with torch.no_grad():
-            stacked = _stack(cands, names)
-            for x, y in batches:
-                values = vmap(loss_of, in_dims=(0, None, None))(stacked, x, y).tolist()
-                totals = [tot + v * len(x) for tot, v in zip(totals, values, strict=True)]
-                count += len(x)
-    finally:
-        for name, m in base.named_modules():  # per module: train(flag) would flatten them
-            m.training = modes[name]
+    # functional_call runs base's modules: their flags are every candidate's
+    with eval_mode(base), torch.no_grad():
+        stacked = _stack(cands, names)
+        for x, y in batches:
+            values = vmap(loss_of, in_dims=(0, None, None))(stacked, x, y).tolist()
+            totals = [tot + v * len(x) for tot, v in zip(totals, values, strict=True)]
+            count += len(x)
     return [tot / count for tot in totals]
 
 
 def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                       model_factory: ModelFactory, bundle: DataBundle, config: TrialsConfig,
-                      device: torch.device, val_batches: list[Any], progress: _Progress,
+                      device: torch.device, val_batches: list[Any], progress: PhasedProgress,
                       should_stop: StopFn | None, clipped: list[list[float]], epoch: int = 0,
                       ) -> tuple[dict[int, TrialResult] | None, str]:
     """Train the candidates ``indices`` together. Returns ``(results by index, reason)``, or
@@ -177,7 +173,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
     cannot be batched, so the caller runs them sequentially."""
     cands: list[_Cand] = []
     for i in indices:
-        built = _build(candidates[i], model_factory, config, device)
+        built = build_candidate(candidates[i], model_factory, config, device)
         if not cands:  # the first model decides: every candidate comes from the same factory
             reason = structural_reason(built.model)
             if reason is not None:
@@ -196,9 +192,9 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                           "structures can share a forward")
     loss_of = _loss_of(base, bundle)
 
-    _rewind(bundle.train, epoch)
+    rewind(bundle.train, epoch)
     batches: Iterator[Any] = iter(bundle.train)
-    first, batches = _next_batch(batches, bundle.train)
+    first, batches = next_batch(batches, bundle.train)
     x0, y0 = split_batch(first, field="data")
     reason = _probe(base, cands, names, loss_of, x0.to(device), y0.to(device))
     if reason is not None:
@@ -206,10 +202,10 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
 
     steps = config.steps
     val_on_device = [(x.to(device), y.to(device)) for x, y in val_batches]
-    group_label = ", ".join(_label(c.candidate) for c in cands)
+    group_label = ", ".join(candidate_label(c.candidate) for c in cands)
     where = dict(progress.where)
     progress.at(where.get("phase") or "trial", group_label, None, where.get("seed"))
-    _rewind(bundle.train, epoch)  # the probe consumed a batch: start again, as sequentially
+    rewind(bundle.train, epoch)  # the probe consumed a batch: start again, as sequentially
     batches = iter(bundle.train)
     active = list(cands)
     for t in range(steps):
@@ -217,7 +213,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
             break
         if should_stop is not None and should_stop():
             raise Cancelled(f"cancelled at step {t} of batched trials [{group_label}]")
-        batch, batches = _next_batch(batches, bundle.train)
+        batch, batches = next_batch(batches, bundle.train)
         x, y = split_batch(batch, field="data")
         tick = time.perf_counter()
         x, y = x.to(device), y.to(device)
@@ -265,6 +261,6 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
             progress.emit(lead.lrs[-1], lead.monitor.smoothed[-1])
         active = still
 
-    return ({c.index: _result(c.candidate, c.built, c.monitor, c.lrs, c.val_steps, c.val_losses,
+    return ({c.index: trial_result(c.candidate, c.built, c.monitor, c.lrs, c.val_steps, c.val_losses,
                               c.diverged_at, c.seconds, c.clipped_lrs, config) for c in cands},
             f"{len(cands)} candidates in one vmapped forward/backward per step")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from optim_core.numerics.finite import finite_or_none
 from workers.jobstore.keys import INT_FIELDS, JSON_FIELDS, REQUIRED_FIELDS, JobKeys, now_iso
 from workers.names import TERMINAL_STATUSES
 
@@ -53,13 +53,6 @@ def decode_record(raw: Mapping[str, str]) -> dict[str, Any] | None:
     return rec
 
 
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    f = float(x)
-    return f if math.isfinite(f) else None
-
-
 def progress_doc(event: Any) -> dict[str, Any]:
     """A ProgressEvent (pydantic model, dataclass or mapping) as plain JSON-safe data."""
     if hasattr(event, "model_dump"):
@@ -69,14 +62,14 @@ def progress_doc(event: Any) -> dict[str, Any]:
     else:
         data = {k: getattr(event, k, None) for k in ("step", "total", "lr", "loss")}
     doc = {"step": int(data.get("step") or 0), "total": int(data.get("total") or 0),
-           "lr": _finite(data.get("lr")), "loss": _finite(data.get("loss"))}
+           "lr": finite_or_none(data.get("lr")), "loss": finite_or_none(data.get("loss"))}
     # Where a trials job is (ProgressEvent.phase / candidate / candidate_lr / seed); absent on
     # events that do not say.
     for key in ("phase", "candidate"):
         if data.get(key) is not None:
             doc[key] = str(data[key])
     if data.get("candidate_lr") is not None:
-        doc["candidate_lr"] = _finite(data["candidate_lr"])
+        doc["candidate_lr"] = finite_or_none(data["candidate_lr"])
     if data.get("seed") is not None:
         doc["seed"] = int(data["seed"])
     return doc
