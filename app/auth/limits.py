@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from workers.jobstore.keys import JobKeys
 from workers.names import ACTIVE_STATUSES
 
 # KEYS[1] bucket hash; ARGV: rate (tokens/s), burst. Returns {allowed, tokens left, ms until the
@@ -38,12 +39,13 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
 return {allowed, tostring(tokens), wait, math.ceil((burst - tokens) / rate)}
 """
 
-# KEYS[1] the tenant's active set; ARGV: job-key prefix, then active statuses. Drops ids whose
-# job ended or expired, returns how many remain.
+# KEYS[1] the tenant's active set; ARGV: the job key's text before and after the id (the
+# layout is workers.jobstore.keys.JobKeys.job's). Drops ids whose job ended or expired, returns
+# how many remain.
 _ACTIVE_LUA = """
 local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local s = redis.call('HGET', ARGV[1] .. id, 'status')
+  local s = redis.call('HGET', ARGV[1] .. id .. ARGV[2], 'status')
   if s == 'queued' or s == 'running' then n = n + 1 else redis.call('SREM', KEYS[1], id) end
 end
 return n
@@ -72,6 +74,7 @@ class Limiter:
                  tenant_max_active: int) -> None:
         self.r = client
         self.prefix = prefix
+        self._job_keys = JobKeys(prefix)
         self.rate = rate_per_s
         self.burst = burst
         self.tenant_max_active = tenant_max_active
@@ -87,8 +90,8 @@ class Limiter:
         return f"{self.prefix}tenant:{tenant}:active"
 
     async def active_jobs(self, tenant: str) -> int:
-        return int(await self.r.eval(_ACTIVE_LUA, 1, self._active_key(tenant),
-                                     f"{self.prefix}job:"))
+        before, _, after = self._job_keys.job("\0").partition("\0")
+        return int(await self.r.eval(_ACTIVE_LUA, 1, self._active_key(tenant), before, after))
 
     async def track(self, tenant: str, job_id: str) -> None:
         await self.r.sadd(self._active_key(tenant), job_id)

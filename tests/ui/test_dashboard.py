@@ -210,7 +210,9 @@ def test_dark_mode_is_readable(page, live_service: LiveService) -> None:  # type
 def test_trials_page_overlays_candidates_and_names_the_winner(page, live_service: LiveService) -> None:  # type: ignore[no-untyped-def]
     from tests.jobs_support import tiny_trials
 
-    body = {**tiny_trials(seed=22), "labels": {"name": "trio"}, "force": True}
+    trio = tiny_trials(seed=22)
+    trio["config"]["extend_edges"] = 0  # the three planned candidates, no grid extension
+    body = {**trio, "labels": {"name": "trio"}, "force": True}
     job = httpx.post(f"{live_service.url}/v1/jobs/trials", json=body, timeout=30).json()
     page.goto(f"/ui/jobs/{job['id']}")
     page.wait_for_selector("#winner", timeout=120_000)
