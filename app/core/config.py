@@ -55,7 +55,9 @@ class Settings(WorkerSettings):
         default=200, ge=1, description="open event streams per API process; over it the "
         "events route answers 503 (nothing else is refused)")
     sse_max_streams_per_tenant: int | None = Field(
-        default=None, ge=1, description="open event streams per tenant (429 over it)")
+        default=50, ge=1, description="open event streams per tenant when callers have keys "
+        "(429 over it; None = no per-tenant cap). Open mode has one tenant: only "
+        "sse_max_streams applies")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503 answers")
     # Submission limits: specs beyond these are refused with 422 before anything is queued.
     max_steps: int = Field(default=5000, ge=1)

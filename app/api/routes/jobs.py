@@ -408,6 +408,7 @@ async def stream_job_events(
     start = last_event_id_header or last_event_id or "0-0"
     body = events.open_stream(request.app.state.events, job_id, start, get_job=service.get,
                               is_disconnected=request.is_disconnected,
-                              keepalive_s=settings.sse_keepalive_s, tenant=caller.tenant)
+                              keepalive_s=settings.sse_keepalive_s,
+                              tenant=caller.tenant if settings.effective_auth == "keys" else None)
     return StreamingResponse(body, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
