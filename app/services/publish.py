@@ -31,7 +31,8 @@ async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
                        retry_after_s: int = 30) -> tuple[str, str]:
     """(queue, device for the worker). ``auto`` goes to the gpu queue only while a live worker
     consumes it; otherwise it runs on the cpu queue, as ``cpu``. ``cuda`` without a live GPU
-    worker is refused (503 ``no-gpu-worker``, saying why) rather than queued to wait for ever."""
+    worker is refused (422 ``no-gpu-worker`` on ``body.device``, saying why) rather than queued
+    to wait for ever."""
     if device == "cpu":
         return names.CPU_QUEUE, "cpu"
     workers = await store.live_workers(heartbeat_ttl_s)
@@ -40,14 +41,18 @@ async def choose_queue(device: str, store: AsyncJobStore, heartbeat_ttl_s: float
     if gpu_live:
         return names.GPU_QUEUE, "cuda"
     if device == "cuda":
+        # A 422 on the field, not a 5xx: nothing failed, the request asks for hardware this
+        # deployment does not have right now, and the fix is in the request (or in waiting).
+        allowed = "'auto' or 'cpu' while no GPU worker is live"
         raise ProblemError(
-            503, "No GPU worker is available",
+            422, "No GPU worker is available",
             f"device 'cuda' needs a live worker consuming the '{names.GPU_QUEUE}' queue, and "
             f"none has sent a heartbeat in the last {heartbeat_ttl_s:g} s, so the job would "
             "wait with nothing to run it; submit it with device 'auto' (it then runs on a CPU "
             "worker) or again once a GPU worker is up", type_="no-gpu-worker",
-            headers={"Retry-After": str(retry_after_s)}, device=device,
-            queue=names.GPU_QUEUE)
+            headers={"Retry-After": str(retry_after_s)}, queue=names.GPU_QUEUE,
+            errors=[{"field": "body.device", "message": "no live GPU worker", "allowed": allowed,
+                     "value": device}])
     return names.CPU_QUEUE, "cpu"
 
 

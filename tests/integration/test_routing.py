@@ -35,7 +35,8 @@ def test_auto_routes_to_gpu_only_with_a_live_gpu_worker() -> None:
         out = [await choose_queue("auto", store, 30), await choose_queue("cpu", store, 30)]
         with pytest.raises(ProblemError) as refused:  # no GPU worker: refused, not parked
             await choose_queue("cuda", store, 30)
-        assert refused.value.status == 503 and "no-gpu-worker" in refused.value.type
+        assert refused.value.status == 422 and "no-gpu-worker" in refused.value.type
+        assert refused.value.extensions["errors"][0]["field"] == "body.device"
         await beat("w-cpu@h", ["cpu"], time.time())
         out.append(await choose_queue("auto", store, 30))
         await beat("w-gpu@h", ["gpu"], time.time() - 120)

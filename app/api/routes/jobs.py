@@ -240,9 +240,12 @@ async def submit_range_test_batch(body: RangeTestBatchRequest, request: Request,
             sub = await _submit_one("range_test", item, caller, service, limiter, settings,
                                     request)
         except ProblemError as exc:
-            if exc.status != 429:
+            if exc.status not in (422, 429):
                 raise
-            out.append(BatchItem(index=i, status=429, problem=exc.to_dict()))
+            doc = exc.to_dict()
+            for e in doc.get("errors", []):
+                e["field"] = e["field"].replace("body.", f"body.items[{i}].", 1)
+            out.append(BatchItem(index=i, status=exc.status, problem=doc))
             continue
         except (ServiceUnavailable, RedisResponseError, *UNAVAILABLE) as exc:
             if isinstance(exc, RedisResponseError) and not is_refusing_writes(exc):
