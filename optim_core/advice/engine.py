@@ -372,9 +372,7 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
     scaling = BatchScaling(applied=False, method="none")
     if not fitted.anchors:
         tr.lose("no_anchor_left")
-        lr = row.fallback_lr * (b if row.fallback_per_batch else 1.0)
-        text = (f"no published anchor left for {row.id}: {row.fallback_source} ⇒ {_g(lr)}"
-                + (f" (per unit of batch × {_g(b)})" if row.fallback_per_batch else ""))
+        lr, text = _fallback_lr(fitted, n, b)
         ids.append("O7.2")
     elif row.lr_method == "fit":
         assert fitted.coef is not None
@@ -445,6 +443,55 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
            "batch: " + (f"fitted exponent {scaling.factor:g} on the batch" if row.lr_method
                         == "fit" and scaling.applied else scaling.method))
     return lr, scaling, spread
+
+
+def _point_lr(fitted: Fitted, n: float, b: float) -> float:
+    """A row's LR at (N, B) by its own method, without the notes (a fallback's source)."""
+    if not fitted.anchors:
+        return _fallback_lr(fitted, n, b)[0]
+    if fitted.coef is not None:
+        a0, cb, cc = fitted.coef
+        ns = [x.params for x in fitted.anchors if x.params]
+        bs = [x.batch for x in fitted.anchors if x.batch]
+        n = ranges.clamp(n, min(ns) / FIT_REACH["params"], max(ns) * FIT_REACH["params"])
+        b = ranges.clamp(b, min(bs) / FIT_REACH["batch"], max(bs) * FIT_REACH["batch"])
+        return math.exp(a0 + cb * math.log(n) + cc * math.log(b))
+    if fitted.per_batch is not None:
+        power = 1.0 if fitted.row.lr_method == "per_batch_linear" else 0.5
+        return fitted.per_batch * b ** power
+    assert fitted.median_lr is not None
+    return fitted.median_lr
+
+
+def _fallback_lr(fitted: Fitted, n: float, b: float) -> tuple[float, str]:
+    """The LR of a row with every anchor excluded: a transfer from related rows (its
+    ``fallback_rule``) or, where the row names none or they are empty too, its constant."""
+    row, src = fitted.row, fitted.source
+    head = f"no published anchor left for {row.id}: "
+    if fitted.pooled_lr is not None:
+        return fitted.pooled_lr, (
+            head + f"the log-median LR of the {' and '.join(row.fallback_from)} recipes "
+            f"({', '.join(fitted.pooled_families)}), the same kind of fine-tuning in other "
+            f"families ⇒ {_g(fitted.pooled_lr)}")
+    if src is not None and fitted.ratio is not None:
+        base = _point_lr(src, n, b)
+        lr = base * fitted.ratio
+        return lr, (head + f"{src.row.id}'s LR here ({_g(base)}) × {fitted.ratio:.3g}, the "
+                    "log-median fine-tune / pre-train LR ratio of "
+                    f"{len(fitted.ratio_families)} families' own pairs "
+                    f"({', '.join(fitted.ratio_families)}) ⇒ {_g(lr)}")
+    if src is not None and src.coef is not None:
+        bs = [x.batch for x in src.anchors if x.batch]
+        b_src = math.exp(sum(math.log(x) for x in bs) / len(bs))
+        lr = _point_lr(src, n, b_src)
+        return lr, (head + f"{src.row.id}'s size law (fitted over {len(src.families)} "
+                    f"families: ln η = {src.coef[0]:.3f} {src.coef[1]:+.3f}·ln N "
+                    f"{src.coef[2]:+.3f}·ln B) at N = {_g(n)} and its anchors' batch "
+                    f"{_g(b_src)} {src.row.batch_unit}: a transformer's LR scale follows its "
+                    f"size, not its data's modality ⇒ {_g(lr)}")
+    lr = row.fallback_lr * (b if row.fallback_per_batch else 1.0)
+    return lr, (head + f"{row.fallback_source} ⇒ {_g(lr)}"
+                + (f" (per unit of batch × {_g(b)})" if row.fallback_per_batch else ""))
 
 
 def _transfer_lr(opt: str, transfer: str | None, fitted: Fitted, lr: float,
