@@ -329,8 +329,7 @@ def _spread(fitted: Fitted, n: float, b: float) -> tuple[float, float, bool] | N
     vals: list[float] = []
     if row.lr_method == "fit" and fitted.coef is not None:
         _, cb, cc = fitted.coef
-        near = [a for a in anchors if a.params and abs(math.log(a.params / n)) <= math.log(3)]
-        for a in near or anchors:
+        for a in fitted.near_size(n, 3.0) or anchors:
             assert a.params and a.batch
             vals.append(a.lr * (n / a.params) ** cb * (b / a.batch) ** cc)
     elif row.lr_method in ("per_batch_linear", "per_batch_sqrt"):
@@ -377,32 +376,30 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
     elif row.lr_method == "fit":
         assert fitted.coef is not None
         a0, cb, cc = fitted.coef
-        ns = [x.params for x in fitted.anchors if x.params]
-        bs = [x.batch for x in fitted.anchors if x.batch]
-        n_used = ranges.clamp(n, min(ns) / FIT_REACH["params"], max(ns) * FIT_REACH["params"])
-        b_used = ranges.clamp(b, min(bs) / FIT_REACH["batch"], max(bs) * FIT_REACH["batch"])
+        n_lo, n_hi = fitted.size_range
+        b_lo, b_hi = fitted.batch_range
+        n_used = ranges.clamp(n, n_lo / FIT_REACH["params"], n_hi * FIT_REACH["params"])
+        b_used = ranges.clamp(b, b_lo / FIT_REACH["batch"], b_hi * FIT_REACH["batch"])
         lr = math.exp(a0 + cb * math.log(n_used) + cc * math.log(b_used))
         k, fams = len(fitted.anchors), len(fitted.families)
         text = (f"log-log fit over {k} published runs of {fams} families "
                 f"({', '.join(fitted.families)}): ln η = {a0:.3f} {cb:+.3f}·ln N "
                 f"{cc:+.3f}·ln B ({unit}) at N = {_g(n_used)}, B = {_g(b_used)} ⇒ {_g(lr)}")
-        if not (min(ns) <= n <= max(ns) and min(bs) <= b <= max(bs)):
+        if not (n_lo <= n <= n_hi and b_lo <= b <= b_hi):
             tr.lose("outside_anchors")
             tr.warn(list(row.sources[:1]), f"N = {_g(n)}, B = {_g(b)} {unit} is outside the "
-                    f"anchors' {_g(min(ns))}…{_g(max(ns))} parameters / {_g(min(bs))}…"
-                    f"{_g(max(bs))} {unit}: the fit is extrapolated (at most "
+                    f"anchors' {_g(n_lo)}…{_g(n_hi)} parameters / {_g(b_lo)}…"
+                    f"{_g(b_hi)} {unit}: the fit is extrapolated (at most "
                     f"{FIT_REACH['params']:g}× in size, {FIT_REACH['batch']:g}× in batch, then "
                     "held) — confirm it with a range test")
         if cc > 0:
             scaling = BatchScaling(applied=True, method="sqrt" if cc >= 0.45 else "none",
-                                   from_batch=ranges.sig(math.exp(sum(math.log(x) for x in bs)
-                                                                  / len(bs))),
+                                   from_batch=ranges.sig(fitted.batch_geomean),
                                    to_batch=ranges.sig(b_used), unit=unit,
                                    factor=ranges.sig(cc, 4))
     elif row.lr_method in ("per_batch_linear", "per_batch_sqrt"):
         assert fitted.per_batch is not None
-        bs = [x.batch or 1.0 for x in fitted.anchors]
-        mid = math.exp(sum(math.log(x) for x in bs) / len(bs))
+        mid = fitted.batch_geomean
         knee = row.linear_max_batch or math.inf
         linear = row.lr_method == "per_batch_linear"
         raw = (min(b, knee) * (math.sqrt(b / knee) if b > knee else 1.0)) if linear \
@@ -451,10 +448,10 @@ def _point_lr(fitted: Fitted, n: float, b: float) -> float:
         return _fallback_lr(fitted, n, b)[0]
     if fitted.coef is not None:
         a0, cb, cc = fitted.coef
-        ns = [x.params for x in fitted.anchors if x.params]
-        bs = [x.batch for x in fitted.anchors if x.batch]
-        n = ranges.clamp(n, min(ns) / FIT_REACH["params"], max(ns) * FIT_REACH["params"])
-        b = ranges.clamp(b, min(bs) / FIT_REACH["batch"], max(bs) * FIT_REACH["batch"])
+        n_lo, n_hi = fitted.size_range
+        b_lo, b_hi = fitted.batch_range
+        n = ranges.clamp(n, n_lo / FIT_REACH["params"], n_hi * FIT_REACH["params"])
+        b = ranges.clamp(b, b_lo / FIT_REACH["batch"], b_hi * FIT_REACH["batch"])
         return math.exp(a0 + cb * math.log(n) + cc * math.log(b))
     if fitted.per_batch is not None:
         power = 1.0 if fitted.row.lr_method == "per_batch_linear" else 0.5
@@ -481,8 +478,7 @@ def _fallback_lr(fitted: Fitted, n: float, b: float) -> tuple[float, str]:
                     f"{len(fitted.ratio_families)} families' own pairs "
                     f"({', '.join(fitted.ratio_families)}) ⇒ {_g(lr)}")
     if src is not None and src.coef is not None:
-        bs = [x.batch for x in src.anchors if x.batch]
-        b_src = math.exp(sum(math.log(x) for x in bs) / len(bs))
+        b_src = src.batch_geomean
         lr = _point_lr(src, n, b_src)
         return lr, (head + f"{src.row.id}'s size law (fitted over {len(src.families)} "
                     f"families: ln η = {src.coef[0]:.3f} {src.coef[1]:+.3f}·ln N "

@@ -22,9 +22,10 @@ import hashlib
 import json
 import math
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from functools import cache
+from functools import cache, cached_property
 from typing import Literal
 
 LrMethod = Literal["fit", "per_batch_linear", "per_batch_sqrt", "median"]
@@ -490,6 +491,36 @@ class Fitted:
     @property
     def families(self) -> list[str]:
         return list(self.family_names)
+
+    # Per-row intermediates the engine reads on every request, computed once per table.
+    @cached_property
+    def size_range(self) -> tuple[float, float]:
+        ns = [a.params for a in self.anchors if a.params]
+        return (min(ns), max(ns)) if ns else (math.nan, math.nan)
+
+    @cached_property
+    def batch_range(self) -> tuple[float, float]:
+        bs = [a.batch for a in self.anchors if a.batch]
+        return (min(bs), max(bs)) if bs else (math.nan, math.nan)
+
+    @cached_property
+    def batch_geomean(self) -> float:
+        """Geometric mean of the stated batches (1.0 for an anchor that states none)."""
+        bs = [a.batch or 1.0 for a in self.anchors]
+        return math.exp(sum(math.log(x) for x in bs) / len(bs)) if bs else math.nan
+
+    @cached_property
+    def by_log_size(self) -> tuple[tuple[float, ...], tuple[Anchor, ...]]:
+        """Anchors with a size, sorted by ln N (for the anchors near a request's size)."""
+        pairs = sorted(((math.log(a.params), i) for i, a in enumerate(self.anchors)
+                        if a.params))
+        return (tuple(x for x, _ in pairs), tuple(self.anchors[i] for _, i in pairs))
+
+    def near_size(self, n: float, factor: float) -> tuple[Anchor, ...]:
+        """The anchors whose size is within ``factor``× of n."""
+        logs, anchors = self.by_log_size
+        ln, lf = math.log(n), math.log(factor)
+        return anchors[bisect_left(logs, ln - lf):bisect_right(logs, ln + lf)]
 
 
 def _lmedian(xs: list[float]) -> float:
