@@ -329,8 +329,7 @@ def _spread(fitted: Fitted, n: float, b: float) -> tuple[float, float, bool] | N
     vals: list[float] = []
     if row.lr_method == "fit" and fitted.coef is not None:
         _, cb, cc = fitted.coef
-        near = [a for a in anchors if a.params and abs(math.log(a.params / n)) <= math.log(3)]
-        for a in near or anchors:
+        for a in fitted.near_size(n, 3.0) or anchors:
             assert a.params and a.batch
             vals.append(a.lr * (n / a.params) ** cb * (b / a.batch) ** cc)
     elif row.lr_method in ("per_batch_linear", "per_batch_sqrt"):
@@ -372,39 +371,35 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
     scaling = BatchScaling(applied=False, method="none")
     if not fitted.anchors:
         tr.lose("no_anchor_left")
-        lr = row.fallback_lr * (b if row.fallback_per_batch else 1.0)
-        text = (f"no published anchor left for {row.id}: {row.fallback_source} ⇒ {_g(lr)}"
-                + (f" (per unit of batch × {_g(b)})" if row.fallback_per_batch else ""))
+        lr, text = _fallback_lr(fitted, n, b)
         ids.append("O7.2")
     elif row.lr_method == "fit":
         assert fitted.coef is not None
         a0, cb, cc = fitted.coef
-        ns = [x.params for x in fitted.anchors if x.params]
-        bs = [x.batch for x in fitted.anchors if x.batch]
-        n_used = ranges.clamp(n, min(ns) / FIT_REACH["params"], max(ns) * FIT_REACH["params"])
-        b_used = ranges.clamp(b, min(bs) / FIT_REACH["batch"], max(bs) * FIT_REACH["batch"])
+        n_lo, n_hi = fitted.size_range
+        b_lo, b_hi = fitted.batch_range
+        n_used = ranges.clamp(n, n_lo / FIT_REACH["params"], n_hi * FIT_REACH["params"])
+        b_used = ranges.clamp(b, b_lo / FIT_REACH["batch"], b_hi * FIT_REACH["batch"])
         lr = math.exp(a0 + cb * math.log(n_used) + cc * math.log(b_used))
         k, fams = len(fitted.anchors), len(fitted.families)
         text = (f"log-log fit over {k} published runs of {fams} families "
                 f"({', '.join(fitted.families)}): ln η = {a0:.3f} {cb:+.3f}·ln N "
                 f"{cc:+.3f}·ln B ({unit}) at N = {_g(n_used)}, B = {_g(b_used)} ⇒ {_g(lr)}")
-        if not (min(ns) <= n <= max(ns) and min(bs) <= b <= max(bs)):
+        if not (n_lo <= n <= n_hi and b_lo <= b <= b_hi):
             tr.lose("outside_anchors")
             tr.warn(list(row.sources[:1]), f"N = {_g(n)}, B = {_g(b)} {unit} is outside the "
-                    f"anchors' {_g(min(ns))}…{_g(max(ns))} parameters / {_g(min(bs))}…"
-                    f"{_g(max(bs))} {unit}: the fit is extrapolated (at most "
+                    f"anchors' {_g(n_lo)}…{_g(n_hi)} parameters / {_g(b_lo)}…"
+                    f"{_g(b_hi)} {unit}: the fit is extrapolated (at most "
                     f"{FIT_REACH['params']:g}× in size, {FIT_REACH['batch']:g}× in batch, then "
                     "held) — confirm it with a range test")
         if cc > 0:
             scaling = BatchScaling(applied=True, method="sqrt" if cc >= 0.45 else "none",
-                                   from_batch=ranges.sig(math.exp(sum(math.log(x) for x in bs)
-                                                                  / len(bs))),
+                                   from_batch=ranges.sig(fitted.batch_geomean),
                                    to_batch=ranges.sig(b_used), unit=unit,
                                    factor=ranges.sig(cc, 4))
     elif row.lr_method in ("per_batch_linear", "per_batch_sqrt"):
         assert fitted.per_batch is not None
-        bs = [x.batch or 1.0 for x in fitted.anchors]
-        mid = math.exp(sum(math.log(x) for x in bs) / len(bs))
+        mid = fitted.batch_geomean
         knee = row.linear_max_batch or math.inf
         linear = row.lr_method == "per_batch_linear"
         raw = (min(b, knee) * (math.sqrt(b / knee) if b > knee else 1.0)) if linear \
@@ -445,6 +440,54 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
            "batch: " + (f"fitted exponent {scaling.factor:g} on the batch" if row.lr_method
                         == "fit" and scaling.applied else scaling.method))
     return lr, scaling, spread
+
+
+def _point_lr(fitted: Fitted, n: float, b: float) -> float:
+    """A row's LR at (N, B) by its own method, without the notes (a fallback's source)."""
+    if not fitted.anchors:
+        return _fallback_lr(fitted, n, b)[0]
+    if fitted.coef is not None:
+        a0, cb, cc = fitted.coef
+        n_lo, n_hi = fitted.size_range
+        b_lo, b_hi = fitted.batch_range
+        n = ranges.clamp(n, n_lo / FIT_REACH["params"], n_hi * FIT_REACH["params"])
+        b = ranges.clamp(b, b_lo / FIT_REACH["batch"], b_hi * FIT_REACH["batch"])
+        return math.exp(a0 + cb * math.log(n) + cc * math.log(b))
+    if fitted.per_batch is not None:
+        power = 1.0 if fitted.row.lr_method == "per_batch_linear" else 0.5
+        return fitted.per_batch * b ** power
+    assert fitted.median_lr is not None
+    return fitted.median_lr
+
+
+def _fallback_lr(fitted: Fitted, n: float, b: float) -> tuple[float, str]:
+    """The LR of a row with every anchor excluded: a transfer from related rows (its
+    ``fallback_rule``) or, where the row names none or they are empty too, its constant."""
+    row, src = fitted.row, fitted.source
+    head = f"no published anchor left for {row.id}: "
+    if fitted.pooled_lr is not None:
+        return fitted.pooled_lr, (
+            head + f"the log-median LR of the {' and '.join(row.fallback_from)} recipes "
+            f"({', '.join(fitted.pooled_families)}), the same kind of fine-tuning in other "
+            f"families ⇒ {_g(fitted.pooled_lr)}")
+    if src is not None and fitted.ratio is not None:
+        base = _point_lr(src, n, b)
+        lr = base * fitted.ratio
+        return lr, (head + f"{src.row.id}'s LR here ({_g(base)}) × {fitted.ratio:.3g}, the "
+                    "log-median fine-tune / pre-train LR ratio of "
+                    f"{len(fitted.ratio_families)} families' own pairs "
+                    f"({', '.join(fitted.ratio_families)}) ⇒ {_g(lr)}")
+    if src is not None and src.coef is not None:
+        b_src = src.batch_geomean
+        lr = _point_lr(src, n, b_src)
+        return lr, (head + f"{src.row.id}'s size law (fitted over {len(src.families)} "
+                    f"families: ln η = {src.coef[0]:.3f} {src.coef[1]:+.3f}·ln N "
+                    f"{src.coef[2]:+.3f}·ln B) at N = {_g(n)} and its anchors' batch "
+                    f"{_g(b_src)} {src.row.batch_unit}: a transformer's LR scale follows its "
+                    f"size, not its data's modality ⇒ {_g(lr)}")
+    lr = row.fallback_lr * (b if row.fallback_per_batch else 1.0)
+    return lr, (head + f"{row.fallback_source} ⇒ {_g(lr)}"
+                + (f" (per unit of batch × {_g(b)})" if row.fallback_per_batch else ""))
 
 
 def _transfer_lr(opt: str, transfer: str | None, fitted: Fitted, lr: float,

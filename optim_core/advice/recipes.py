@@ -22,15 +22,19 @@ import hashlib
 import json
 import math
 import statistics
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from functools import cache
+from dataclasses import asdict, dataclass, replace
+from functools import cache, cached_property
 from typing import Literal
 
 LrMethod = Literal["fit", "per_batch_linear", "per_batch_sqrt", "median"]
 ScheduleKind = Literal["warmup_cosine", "warmup_linear", "warmup_step", "linear_warmup",
                        "inverse_sqrt", "constant"]
 ClipBasis = Literal["recipe", "safety_default", "none"]
+# How a row with every anchor excluded gets its LR: its own guideline constant, or a transfer from
+# related rows by a stated principle (docs/ADVICE.md, "When a family is left out").
+FallbackRule = Literal["constant", "law", "pool", "ratio"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,14 @@ class Row:
     # recipes do not clip (vision: DeiT, ConvNeXt, MAE, ResNets; Adafactor clips its own update)
     unstated_clip: float | None = 1.0
     fallback_per_batch: bool = False  # fallback_lr is per unit of batch (linear rules)
+    # "law": the size law of fallback_from[0] (its fit at the request's N, its anchors' batch);
+    # "pool": the log-median LR of every remaining anchor of the fallback_from rows;
+    # "ratio": fallback_from[0]'s LR × the fine-tune / pre-train ratio fitted across families.
+    fallback_rule: FallbackRule = "constant"
+    fallback_from: tuple[str, ...] = ()
+    # The size exponent of ln η on ln N taken from another row's fit (the row refits only its
+    # intercept and batch slope): see shared_size_slope().
+    size_slope_from: str | None = None
     holds: str = ""                  # where the row stops holding (docs/ADVICE.md quotes it)
 
 
@@ -290,6 +302,33 @@ PROJECTOR_ANCHORS: tuple[Anchor, ...] = (
            weight_decay=0.0, warmup=0.03),
 )
 
+
+@dataclass(frozen=True)
+class Pair:
+    """One family's published pre-training LR and its own fine-tuning LR of the same model
+    (both read from the anchors above; per example where the family's rule is per batch)."""
+
+    families: tuple[str, ...]        # every family the pair's numbers come from
+    pretrain_lr: float
+    finetune_lr: float
+    source: str
+
+
+# Fine-tuning LR / pre-training LR, one pair per family (the unit left out). Fitted across
+# families, it moves a regime's pre-training LR to its fine-tuning when the fine-tuning
+# recipes of that family are excluded (the "ratio" fallback).
+FINETUNE_PAIRS: tuple[Pair, ...] = (
+    Pair(("bert",), 1e-4, 3.2e-5, "BERT-base: §A.2 pre-training, §A.3 grid middle"),
+    Pair(("electra",), 2e-4, 7.1e-5, "ELECTRA base/large: Table 6 / Table 7 (1e-4, 5e-5)"),
+    Pair(("roberta",), 4e-4, 1.7e-5, "RoBERTa-large: Table 9 / Table 10"),
+    Pair(("t5",), 1e-2, 1e-3, "T5-base: §3.1.2 / §3.1.3"),
+    Pair(("whisper",), 5e-4, 1e-5, "Whisper small: Table 17 / Gandhi 2022"),
+    Pair(("llama", "alpaca"), 3e-4, 2e-5, "LLaMA-7B Table 2 / Alpaca 7B"),
+    Pair(("llama2", "tulu"), 1.5e-4, 1e-5, "Llama 2 70B Table 1 / Tulu 2 70B"),
+    Pair(("convnext",), 4e-3 / 4096, 5e-5 / 512, "ConvNeXt-B: Table 5 / Table 6, per example"),
+    Pair(("mae",), 1.5e-4 / 256, 5e-4 / 256, "MAE ViT-B: App. A.1 / A.2, per example"),
+)
+
 # --------------------------------------------------------------------------- rows
 
 _O52 = "O5.2's upper end (Adam's 1e-3 default), not fitted to a family"
@@ -312,6 +351,7 @@ ROWS: tuple[Row, ...] = (
     Row("mlm_pretrain/adamw", "mlm_pretrain", "adamw", ("L-BERT", "L-ROBERTA", "L-ELECTRA"),
         "fit", MLM_PRETRAIN_ANCHORS, 1e-4, "O7.2's pre-training range", weight_decay=0.01,
         betas=(0.9, 0.98), eps=1e-6, schedule="warmup_linear",
+        size_slope_from="llm_pretrain/adamw",
         holds="BERT-style encoders 14M-355M at 128-8k sequences"),
     Row("mlm_pretrain/lamb", "mlm_pretrain", "lamb", ("L-LAMB",), "per_batch_sqrt",
         LAMB_MLM_ANCHORS, 0.0, "the AdamW row √-scaled (no LAMB anchor left)",
@@ -327,14 +367,17 @@ ROWS: tuple[Row, ...] = (
         clip=None, holds="T5-family text encoder-decoders"),
     Row("t5_finetune/adafactor", "t5_finetune", "adafactor", ("L-T5",), "median",
         T5_FINETUNE_ANCHORS, 1e-2, "Adafactor's relative-step ceiling 1e-2",
-        weight_decay=0.0, schedule="constant", holds="T5-family fine-tuning"),
+        weight_decay=0.0, schedule="constant", fallback_rule="ratio",
+        fallback_from=("t5_pretrain/adafactor",), holds="T5-family fine-tuning"),
     Row("speech_pretrain/adamw", "speech_pretrain", "adamw", ("L-WHISPER",), "fit",
         SPEECH_PRETRAIN_ANCHORS, 1e-3, _O52, weight_decay=0.1, betas=(0.9, 0.98), eps=1e-6,
-        schedule="warmup_linear", warmup_steps=2048,
+        schedule="warmup_linear", warmup_steps=2048, fallback_rule="law",
+        fallback_from=("llm_pretrain/adamw",),
         holds="speech encoder-decoders (Whisper) 39M-1.5B at batch 256"),
     Row("speech_finetune/adamw", "speech_finetune", "adamw", ("L-WHISPER",), "median",
         SPEECH_FT_ANCHORS, 3e-5, "O7.2's fine-tuning range middle", betas=(0.9, 0.999),
-        eps=1e-8, schedule="warmup_linear", warmup_steps=500,
+        eps=1e-8, schedule="warmup_linear", warmup_steps=500, fallback_rule="pool",
+        fallback_from=("encoder_finetune/adamw", "llm_sft/adamw"),
         holds="fine-tuning a pre-trained Whisper checkpoint on one language"),
     Row("vision_adamw/adamw", "vision_adamw", "adamw",
         ("L-DEIT", "L-SWIN", "L-CONVNEXT", "L-VIT", "L-MAE"), "per_batch_linear",
@@ -344,7 +387,7 @@ ROWS: tuple[Row, ...] = (
     Row("vision_finetune/adamw", "vision_finetune", "adamw", ("L-MAE", "L-CONVNEXT"),
         "per_batch_linear", VISION_FT_ANCHORS[:1], 1e-4, "O7.2 scaled to vision (not fitted)",
         betas=(0.9, 0.999), eps=1e-8, linear_max_batch=4096, lion_divisor=10.0,
-        confidence=0.6,
+        confidence=0.6, fallback_rule="ratio", fallback_from=("vision_adamw/adamw",),
         unstated_clip=None, holds="depends on the pre-training: MAE (self-supervised) fine-tunes ~40× higher "
               "than supervised 22K→1K transfer"),
     Row("cnn_finetune/sgd", "cnn_finetune", "sgd", ("L-BIT",), "per_batch_linear",
@@ -354,6 +397,7 @@ ROWS: tuple[Row, ...] = (
     Row("cnn_finetune/adamw", "cnn_finetune", "adamw", ("L-CONVNEXT",), "per_batch_linear",
         VISION_FT_ANCHORS[1:], 1e-4, "O7.2 scaled to vision (not fitted)", betas=(0.9, 0.999),
         eps=1e-8, linear_max_batch=4096, lion_divisor=10.0, confidence=0.6,
+        fallback_rule="ratio", fallback_from=("cnn_imagenet/adamw",),
         unstated_clip=None, holds="supervised 22K→1K transfer of a ConvNeXt with AdamW"),
     Row("cnn_imagenet/sgd", "cnn_imagenet", "sgd", ("L-HE16", "L-GOYAL17", "O2.2b", "W4"),
         "per_batch_linear", CNN_IMAGENET_ANCHORS, 0.1 / 256, "O2.2b's linear rule from 0.1 per 256",
@@ -437,10 +481,46 @@ class Fitted:
     clip: float | None
     clip_basis: ClipBasis
     family_names: tuple[str, ...]
+    # set when every anchor is excluded and the row transfers (``fallback_rule``)
+    source: Fitted | None = None          # the related row ("law", "ratio")
+    pooled_lr: float | None = None        # "pool": log-median of the related rows' anchors
+    pooled_families: tuple[str, ...] = ()
+    ratio: float | None = None            # "ratio": fine-tune / pre-train, across families
+    ratio_families: tuple[str, ...] = ()
 
     @property
     def families(self) -> list[str]:
         return list(self.family_names)
+
+    # Per-row intermediates the engine reads on every request, computed once per table.
+    @cached_property
+    def size_range(self) -> tuple[float, float]:
+        ns = [a.params for a in self.anchors if a.params]
+        return (min(ns), max(ns)) if ns else (math.nan, math.nan)
+
+    @cached_property
+    def batch_range(self) -> tuple[float, float]:
+        bs = [a.batch for a in self.anchors if a.batch]
+        return (min(bs), max(bs)) if bs else (math.nan, math.nan)
+
+    @cached_property
+    def batch_geomean(self) -> float:
+        """Geometric mean of the stated batches (1.0 for an anchor that states none)."""
+        bs = [a.batch or 1.0 for a in self.anchors]
+        return math.exp(sum(math.log(x) for x in bs) / len(bs)) if bs else math.nan
+
+    @cached_property
+    def by_log_size(self) -> tuple[tuple[float, ...], tuple[Anchor, ...]]:
+        """Anchors with a size, sorted by ln N (for the anchors near a request's size)."""
+        pairs = sorted(((math.log(a.params), i) for i, a in enumerate(self.anchors)
+                        if a.params))
+        return (tuple(x for x, _ in pairs), tuple(self.anchors[i] for _, i in pairs))
+
+    def near_size(self, n: float, factor: float) -> tuple[Anchor, ...]:
+        """The anchors whose size is within ``factor``× of n."""
+        logs, anchors = self.by_log_size
+        ln, lf = math.log(n), math.log(factor)
+        return anchors[bisect_left(logs, ln - lf):bisect_right(logs, ln + lf)]
 
 
 def _lmedian(xs: list[float]) -> float:
@@ -477,12 +557,16 @@ def _solve3(m: list[list[float]], v: list[float]) -> list[float] | None:
     return [a[i][n] / a[i][i] for i in range(n)]
 
 
-def fit_loglog(anchors: tuple[Anchor, ...]) -> tuple[float, float, float] | None:
+def fit_loglog(anchors: tuple[Anchor, ...], size_slope: float | None = None
+               ) -> tuple[float, float, float] | None:
     """Least squares of ln lr on ln N and ln batch. The batch slope is clamped to [0, 0.5]
     (no published rule has LR falling with batch, none grows faster than √ for Adam), and
-    refitted on ln N alone when the anchors cannot separate the two."""
+    refitted on ln N alone when the anchors cannot separate the two. With ``size_slope`` the
+    size exponent is given (shared_size_slope) and only the intercept and batch slope are fitted."""
     pts = [(math.log(a.params), math.log(a.batch), math.log(a.lr)) for a in anchors
            if a.params and a.batch]
+    if size_slope is not None and pts:
+        return _fit_given_size_slope(pts, size_slope)
     if len({p[0] for p in pts}) < 2:
         return None
     xs = [[1.0, x, b] for x, b, _ in pts]
@@ -503,9 +587,27 @@ def fit_loglog(anchors: tuple[Anchor, ...]) -> tuple[float, float, float] | None
     return (sol[0], sol[1], sol[2])
 
 
-def _fit_row(row: Row, exclude: frozenset[str]) -> Fitted:
+def _fit_given_size_slope(pts: list[tuple[float, float, float]], b1: float
+                          ) -> tuple[float, float, float]:
+    ys = [y - b1 * x for x, _, y in pts]
+    n = len(pts)
+    mb = sum(p[1] for p in pts) / n
+    my = sum(ys) / n
+    sbb = sum((p[1] - mb) ** 2 for p in pts)
+    c = 0.0 if sbb < 1e-12 else sum((p[1] - mb) * (y - my) for p, y in zip(pts, ys,
+                                                                         strict=True)) / sbb
+    c = min(max(c, 0.0), 0.5)
+    return (my - c * mb, b1, c)
+
+
+def _fit_row(row: Row, exclude: frozenset[str],
+             done: dict[str, Fitted] | None = None) -> Fitted:
     anchors = tuple(a for a in row.anchors if a.family not in exclude)
-    coef = fit_loglog(anchors) if row.lr_method == "fit" and anchors else None
+    slope = None
+    if row.size_slope_from is not None and done is not None:
+        src = done[row.size_slope_from].coef
+        slope = None if src is None else src[1]
+    coef = fit_loglog(anchors, slope) if row.lr_method == "fit" and anchors else None
     per_batch = None
     if row.lr_method in ("per_batch_linear", "per_batch_sqrt") and anchors:
         power = 1.0 if row.lr_method == "per_batch_linear" else 0.5
@@ -520,16 +622,65 @@ def _fit_row(row: Row, exclude: frozenset[str]) -> Fitted:
         statistics.median(warm) if warm else -1.0)  # -1: O6.2b's generic rule
     clip, basis = row.clip, row.clip_basis
     if basis is None:
-        stated = [a.clip for a in anchors if a.clip is not None]
-        clips = [c for c in stated if c > 0]
-        if stated and len(clips) * 2 >= len(stated):  # a tie clips: part of the field does
-            clip, basis = statistics.median(clips), "recipe"
-        elif stated or row.unstated_clip is None or row.optimizer == "adafactor":
-            clip, basis = None, "none"
-        else:  # no recipe says: O7.4's τ as a safety default
-            clip, basis = row.unstated_clip, "safety_default"
+        clip, basis = _clip_vote(row, anchors)
     names = tuple(dict.fromkeys(a.family for a in anchors))
     return Fitted(row, anchors, coef, per_batch, median_lr, wd, warmup, clip, basis, names)
+
+
+def _clip_vote(row: Row, anchors: tuple[Anchor, ...]) -> tuple[float | None, ClipBasis]:
+    """Clipping as the remaining *families* do: one vote per family (its anchors' majority, so a
+    family with many sizes does not outvote the others); the majority of families decides. A tie
+    takes the domain's default, ``unstated_clip``: language rows clip at O7.4's τ (clipping is
+    cheap insurance where half the field uses it), vision rows do not (DeiT, ConvNeXt, MAE, the
+    ResNets trained unclipped). With no stated clip at all the same default applies, as a safety
+    default; Adafactor clips its own update and never gets one."""
+    default = None if row.optimizer == "adafactor" else row.unstated_clip
+    votes: dict[str, list[float]] = {}
+    for a in anchors:
+        if a.clip is not None:
+            votes.setdefault(a.family, []).append(a.clip)
+    clipping: list[float] = []  # the clip of each family that votes to clip
+    for cs in votes.values():
+        on = [x for x in cs if x > 0]
+        if 2 * len(on) > len(cs) or (2 * len(on) == len(cs) and on and default is not None):
+            clipping.append(statistics.median(on))
+    fams = len(votes)
+    if fams and (2 * len(clipping) > fams or (2 * len(clipping) == fams and clipping
+                                               and default is not None)):
+        return statistics.median(clipping), "recipe"
+    if fams or default is None:
+        return None, "none"
+    return default, "safety_default"  # no recipe says: O7.4's τ as a safety default
+
+
+def _log_pairs(pairs: Iterable[Pair], exclude: frozenset[str]) -> tuple[float | None,
+                                                                         tuple[str, ...]]:
+    """The fine-tune / pre-train LR ratio over the families not excluded: the log-median of the
+    families' ratios (a pair whose numbers come from an excluded family is not used)."""
+    kept = [p for p in pairs if not exclude.intersection(p.families)]
+    if not kept:
+        return None, ()
+    return (_lmedian([p.finetune_lr / p.pretrain_lr for p in kept]),
+            tuple(f for p in kept for f in p.families))
+
+
+def _with_fallback(fitted: Fitted, rows: dict[str, Fitted], exclude: frozenset[str]) -> Fitted:
+    row = fitted.row
+    if fitted.anchors or row.fallback_rule == "constant":
+        return fitted
+    if row.fallback_rule == "pool":
+        pool = [a for rid in row.fallback_from for a in rows[rid].anchors]
+        if not pool:
+            return fitted
+        return replace(fitted, pooled_lr=_lmedian([a.lr for a in pool]),
+                       pooled_families=tuple(dict.fromkeys(a.family for a in pool)))
+    source = rows[row.fallback_from[0]]
+    if row.fallback_rule == "law":
+        return replace(fitted, source=source) if source.coef is not None else fitted
+    ratio, fams = _log_pairs(FINETUNE_PAIRS, exclude)
+    if ratio is None:
+        return fitted
+    return replace(fitted, source=source, ratio=ratio, ratio_families=fams)
 
 
 class Table:
@@ -537,7 +688,12 @@ class Table:
 
     def __init__(self, exclude: Iterable[str] = ()) -> None:
         self.exclude = frozenset(exclude)
-        self.rows = {(r.regime, r.optimizer): _fit_row(r, self.exclude) for r in ROWS}
+        by_id: dict[str, Fitted] = {}
+        for r in ROWS:  # a row's size-slope source comes before it in ROWS
+            by_id[r.id] = _fit_row(r, self.exclude, by_id)
+        # a row whose anchors are all excluded transfers from rows fitted without them too
+        by_id = {rid: _with_fallback(f, by_id, self.exclude) for rid, f in by_id.items()}
+        self.rows = {(f.row.regime, f.row.optimizer): f for f in by_id.values()}
         self.native = {}
         for r in ROWS:  # the first row of a regime is its default optimizer's
             self.native.setdefault(r.regime, self.rows[(r.regime, r.optimizer)])
@@ -587,7 +743,7 @@ def regime_of(task: str, stage: str, modality: str, architecture: str, memory_ti
 
 
 def _version() -> str:
-    payload = json.dumps([asdict(r) for r in ROWS] + [CONFIDENCE, DISAGREEMENT_FACTOR,
+    payload = json.dumps([asdict(r) for r in ROWS] + [asdict(p) for p in FINETUNE_PAIRS] + [CONFIDENCE, DISAGREEMENT_FACTOR,
                                                       SMALL_DATA_EXAMPLES, LARGE_BATCH],
                          sort_keys=True, default=list)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
@@ -595,5 +751,6 @@ def _version() -> str:
 
 RECIPES_VERSION = _version()
 
-__all__ = ["CONFIDENCE", "RECIPES_VERSION", "ROWS", "Anchor", "Fitted", "Lora", "Row", "Table",
+__all__ = ["CONFIDENCE", "FINETUNE_PAIRS", "RECIPES_VERSION", "ROWS", "Anchor", "Fitted", "Lora",
+           "Pair", "Row", "Table",
            "families", "fit_loglog", "regime_of", "table"]

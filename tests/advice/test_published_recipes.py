@@ -13,10 +13,10 @@ from bench import advice_recipes as bench
 from optim_core.advice.models import AdviceRequest
 
 RECIPES = bench.load()
-# Leave-one-family-out rates reached by this engine: a regression guard, not the targets
-# (lr3 and clip are below those; docs/ADVICE.md lists the misses and why).
-FLOOR = {"optimizer": 0.98, "lr2": 0.85, "lr3": 0.90, "wd3": 0.80, "warmup3": 0.70,
-         "schedule": 0.85, "clip": 0.85}
+# The targets, which the leave-one-family-out rates reach (lr3 at 83/87 with one recipe to
+# spare; docs/ADVICE.md lists the misses and why): a regression guard on both engines.
+FLOOR = {"optimizer": 0.98, "lr2": 0.85, "lr3": 0.95, "wd3": 0.80, "warmup3": 0.70,
+         "schedule": 0.85, "clip": 0.90}
 
 
 def test_the_set_is_large_sourced_and_read() -> None:
