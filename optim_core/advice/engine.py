@@ -45,6 +45,7 @@ from optim_core.advice.recipes import (
     table,
 )
 from optim_core.advice.rules import RULES_BY_ID, RULES_VERSION, param
+from optim_core.bounds import MAX_LR
 from optim_core.specs.catalog import CATALOG, names_where
 
 DECOUPLED = names_where(lambda o: o.decoupled)
@@ -357,7 +358,7 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
         bounds = param("L-GOYAL17", "ratio_clamp") if method == "linear" else \
             param("L-MALLADI22", "clamp")
         factor = ranges.batch_factor(method, req.batch_size, ref.batch_size, bounds)
-        lr = ranges.sig(min(ref.lr * factor, 10.0))
+        lr = ranges.sig(min(ref.lr * factor, MAX_LR))
         tr.why("optimizer.lr", lr, [rid, "O2.2a"], f"your reference recipe's LR {_g(ref.lr)} "
                f"at batch {ref.batch_size}, {method} batch scaling to {req.batch_size}: × "
                f"{_g(factor)} ⇒ {_g(lr)}")
@@ -427,7 +428,7 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
         text = (f"median LR of {len(fitted.anchors)} published runs "
                 f"({', '.join(f'{a.family} {_g(a.lr)}' for a in fitted.anchors)}) ⇒ {_g(lr)}; "
                 "these recipes do not scale it with batch or size")
-    lr = ranges.sig(min(lr, 10.0))
+    lr = ranges.sig(min(lr, MAX_LR))
     tr.why("optimizer.lr", lr, ids, text)
     lr = _transfer_lr(opt, transfer, fitted, lr, req, tr)
     if spread is not None and spread[2]:
@@ -499,7 +500,7 @@ def _transfer_lr(opt: str, transfer: str | None, fitted: Fitted, lr: float,
         if fitted.row.regime in VISION:
             base, b0 = param("L-SGD-XFER", "vision_base_lr"), param("L-SGD-XFER",
                                                                    "vision_base_batch")
-            new = ranges.sig(min(base * req.batch_size / b0, 10.0))
+            new = ranges.sig(min(base * req.batch_size / b0, MAX_LR))
             tr.why("optimizer.lr", new, ["L-SGD-XFER", "L-GOYAL17"], f"{opt}: LRs do not "
                    f"transfer from {src}'s; Goyal's SGD rule {_g(base)} per {b0} images ⇒ "
                    f"{_g(new)}")
@@ -832,7 +833,7 @@ def _search(req: AdviceRequest, run: _Run, regime: str, lr: float, wd: float,
             if not 1 / k <= ratio <= k:
                 lo, hi = min(lo, ds / 2), max(hi, ds * 2)
                 text += ", so the range covers it"
-    hi = min(hi, 10.0)
+    hi = min(hi, MAX_LR)
     lo, hi = ranges.sig(lo), ranges.sig(hi)
     grid = sorted(set(param("W7a", "grid")) | {round(wd, 12)})
     tr.why("search.lr_range", [lo, hi], ids, "LR range test bounds: " + text)

@@ -26,11 +26,6 @@ def loglog_interp(x: float, anchors: Sequence[tuple[float, float]]) -> float:
     raise ValueError(f"anchors are not sorted: {anchors!r}")  # pragma: no cover
 
 
-def inside(x: float, anchors: Sequence[tuple[float, ...]]) -> bool:
-    """Whether ``x`` lies within the anchors' x range (interpolation, not extrapolation)."""
-    return anchors[0][0] <= x <= anchors[-1][0]
-
-
 def sig(x: float, digits: int = 3) -> float:
     """``x`` to ``digits`` significant digits: advice is read and typed by people, and the methods
     are not precise beyond that. Rounding is monotone, so monotone methods stay monotone."""
@@ -63,8 +58,3 @@ def warmup_from_steps(total_steps: int, target: int, max_fraction: float) -> int
     """A target warmup in steps (O6.4's 2,000; 5 epochs) capped at ``max_fraction·T`` (O6.2b)."""
     return warmup_from_fraction(total_steps, min(target / total_steps, max_fraction),
                                 max_fraction)
-
-
-def kaplan_lr(n: float, a: float, b: float) -> float:
-    """Kaplan et al. 2020 eq. D.1: ``LR(N) ≈ a − b·ln N`` (only meaningful inside its fit)."""
-    return a - b * math.log(n)

@@ -335,9 +335,6 @@ RULES: tuple[Rule, ...] = (
 
 RULES_BY_ID: MappingProxyType[str, Rule] = MappingProxyType({r.id: r for r in RULES})
 
-GUIDELINE_IDS: tuple[str, ...] = tuple(r.id for r in RULES if not r.id.startswith("L-"))
-LITERATURE_IDS: tuple[str, ...] = tuple(r.id for r in RULES if r.id.startswith("L-"))
-
 
 def _version(rules: tuple[Rule, ...]) -> str:
     # The hash covers every field, params included: a changed constant changes every cache key.
