@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             AsyncJobStore(app.state.redis, settings.jobs_key_prefix,
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
-                          index_max=settings.jobs_index_max_entries), publisher, settings)
+                          max_stored=settings.tenant_max_stored_jobs), publisher, settings)
         app.state.api_keys = AsyncKeyStore(app.state.redis, settings.jobs_key_prefix)
         app.state.limiter = Limiter(app.state.redis, settings.jobs_key_prefix,
                                     rate_per_s=settings.rate_limit_per_s,

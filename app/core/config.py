@@ -47,9 +47,9 @@ class Settings(WorkerSettings):
                                       description="at most 50: the schema's maximum")
     jobs_list_max_limit: int = Field(default=100, ge=1, le=100,
                                      description="at most 100: the schema's maximum")
-    jobs_index_max_entries: int = Field(
-        default=100_000, ge=100, description="the job list's index keeps the newest this many "
-                                             "jobs (trimmed on submit)")
+    tenant_max_stored_jobs: int = Field(
+        default=10_000, ge=1, description="per tenant: jobs kept in Redis (any state); beyond "
+                                          "it, the oldest finished ones are deleted on submit")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_max_streams: int = Field(
         default=200, ge=1, description="open event streams per API process; over it the "
@@ -82,7 +82,8 @@ class Settings(WorkerSettings):
     rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000,
                                   description="per API key: bucket size")
     tenant_max_active_jobs: int = Field(default=200, ge=1,
-                                        description="per tenant: queued + running jobs")
+                                        description="per tenant: queued + running jobs (429 "
+                                                    "over it, checked atomically at submit)")
     limits_when_open: bool = Field(
         default=False, description="apply the rate limit and the tenant cap when running open "
                                    "too (one bucket per client address)")
