@@ -95,12 +95,16 @@ class Settings(WorkerSettings):
 
     @property
     def host_is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
+        return is_loopback(self.host)
+
+    def open_on(self, local_host: str | None) -> bool:
+        """Whether a request that arrived on the local address ``local_host`` needs no key. In
+        ``auto`` mode a connection on a non-loopback address needs one whatever ``host`` says:
+        it proves that the server binds more than loopback. (A server puts the socket's IP
+        address there; a name, such as the test client's ``testserver``, says nothing.)"""
+        if self.effective_auth != "open":
             return False
+        return self.auth == "open" or not _is_ip(local_host) or is_loopback(str(local_host))
 
     @property
     def effective_auth(self) -> Literal["keys", "open"]:
@@ -111,3 +115,20 @@ class Settings(WorkerSettings):
     @property
     def effective_cache_redis_url(self) -> str:
         return self.cache_redis_url or self.redis_url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
