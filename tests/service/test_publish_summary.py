@@ -16,7 +16,7 @@ def test_the_published_task_hides_the_request_from_flower() -> None:
     publisher.celery.send_task = lambda name, **kw: sent.update(kw, name=name)  # type: ignore
     secret = {"experiment": {"model": {"kind": "registered", "name": "secret-model"}}}
     try:
-        anyio.run(lambda: publisher.publish(kind="lr-range-test", job_id="a" * 32, request=secret,
+        anyio.run(lambda: publisher.publish(kind="range_test", job_id="a" * 32, request=secret,
                                             device="cpu", queue="cpu", priority=7,
                                             request_id="r1"))
     finally:
