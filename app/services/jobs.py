@@ -27,6 +27,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 import optim_core
 from app.core.config import Settings
 from app.core.problems import ProblemError
@@ -95,6 +97,10 @@ class JobService:
             if sub.outcome == "created":
                 await self._publish(job_id, kind, spec, device, queue, opts.priority,
                                     request_id)
+                # Best effort, after the publish: a failure here must not fail a queued job (the
+                # next submission of the tenant evicts what this one did not).
+                with contextlib.suppress(RedisError, OSError):
+                    await self.store.evict_beyond_cap(tenant)
                 rec = await self.store.get(job_id)
                 return Submission(rec or {**record, "id": job_id, "status": "queued"},
                                   created=True)

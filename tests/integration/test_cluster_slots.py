@@ -102,10 +102,12 @@ async def _lifecycle(aclient: Any, sclient: Any, prefix: str) -> None:
                                                 tenant=tenant))[0] == "lost"
         e = new_job_id(tenant)  # 4 stored > 2: the oldest finished ones are evicted
         assert (await store.submit(e, "k-e", rec, force=True)).outcome == "created"
+        assert await store.evict_beyond_cap(tenant) == 2
         assert await store.get(a) is None and await store.get(e) is not None
         await aclient.delete(store.keys.job(e))  # expired while queued: forgotten when full
         f = new_job_id(tenant)
         assert (await store.submit(f, "k-f", rec, force=False, max_active=1)).outcome == "created"
+        assert await store.evict_beyond_cap(tenant) == 1
         assert not await store.release_claim("k-f", a)
         page, _ = await store.page(before_seq=None, limit=5, statuses=None, kinds=None,
                                    tenant=tenant)

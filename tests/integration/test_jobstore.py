@@ -56,6 +56,7 @@ async def _submit(store: AsyncJobStore, **record: Any) -> str:
     sub = await store.submit(job_id, f"key-{job_id}", {"kind": "range_test", **record},
                              force=False)
     assert sub.outcome == "created"
+    await store.evict_beyond_cap(record.get("tenant", "local"))  # as JobService does
     return job_id
 
 

@@ -68,7 +68,9 @@ class AsyncJobStore:
                      force: bool, max_active: int = 0) -> Submitted:
         """Claim ``dedup_key`` and create the record atomically (or return the claim holder),
         refusing (``full``) when the tenant has ``max_active`` (> 0) jobs queued or running.
-        ``job_id`` must come from ``new_job_id(tenant)``: it carries the tenant's hash tag."""
+        ``job_id`` must come from ``new_job_id(tenant)``: it carries the tenant's hash tag.
+        The stored-jobs cap is applied apart (:meth:`evict_beyond_cap`), once the new job's
+        message is out: nothing may stand between creating a job and publishing it."""
         tenant = record_tenant(record.get("tenant"))
         if not job_id.startswith(tenant_tag(tenant)):
             raise ValueError(f"job id {job_id!r} does not carry the tag of tenant {tenant!r}")
@@ -84,9 +86,7 @@ class AsyncJobStore:
             int(self.clock() * 1000), self.index_keep_s * 1000, max_active,
             *encode_fields(fields))
         sub = Submitted(as_text(outcome), as_text(detail))
-        if sub.outcome == "created":
-            await self.evict_beyond_cap(tenant)
-        elif sub.outcome == "full" and await self.forget_expired_active(tenant):
+        if sub.outcome == "full" and await self.forget_expired_active(tenant):
             return await self.submit(job_id, dedup_key, record, force=force,
                                      max_active=max_active)
         return sub
