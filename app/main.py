@@ -21,6 +21,7 @@ from app.core.logging import configure_logging
 from app.core.metrics import HttpMetrics
 from app.core.middleware import RequestContextMiddleware
 from app.schemas.jobs import ProgressEventData, RangeTestJobRequest, StatusEventData
+from app.server import bound_host
 from app.services.advice_cache import AdviceCache
 from app.services.events import EventHub
 from app.services.jobs import JobService
@@ -103,12 +104,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             AsyncJobStore(app.state.redis, settings.jobs_key_prefix,
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
-                          index_max=settings.jobs_index_max_entries), publisher, settings)
+                          max_stored=settings.tenant_max_stored_jobs), publisher, settings)
         app.state.api_keys = AsyncKeyStore(app.state.redis, settings.jobs_key_prefix)
         app.state.limiter = Limiter(app.state.redis, settings.jobs_key_prefix,
                                     rate_per_s=settings.rate_limit_per_s,
                                     burst=settings.rate_limit_burst,
                                     tenant_max_active=settings.tenant_max_active_jobs)
+        # The address uvicorn really binds decides open vs keys, not OPTIM_HOST alone.
+        bound = bound_host()
+        if bound is not None and bound != settings.host:
+            log.info("auth: the server binds %s (OPTIM_HOST says %s): deciding for %s",
+                     bound, settings.host, bound)
+            settings.host = bound
         await check_auth(settings, app.state.api_keys)
         # SSE: one reader per job on a pool of its own, under a cap (app.services.events).
         app.state.events = EventHub(

@@ -20,13 +20,13 @@ from typing import Any, Literal
 import redis
 import redis.asyncio as aioredis
 
-from workers.jobstore.keys import now_iso
+from workers.jobstore.keys import DEFAULT_TENANT, now_iso
 
 Role = Literal["user", "admin"]
 ROLES: tuple[Role, ...] = ("user", "admin")
 TENANT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 #: The tenant of every caller when the service runs open (no keys).
-OPEN_TENANT = "local"
+OPEN_TENANT = DEFAULT_TENANT  # also the tenant of a job record that names none
 _KEY = re.compile(r"^oak_([0-9a-f]{8})_[A-Za-z0-9_-]{20,100}$")
 
 

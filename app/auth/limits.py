@@ -1,5 +1,7 @@
-"""Per-key rate limits (a token bucket in Redis, shared by every API replica) and the per-tenant
-cap on queued + running jobs. Both answer 429 with ``Retry-After`` and ``RateLimit-*`` headers.
+"""Per-key rate limits (a token bucket in Redis, shared by every API replica) and the setting of
+the per-tenant cap on queued + running jobs (the job store's submit script enforces it, so two
+simultaneous submissions cannot both pass). Both answer 429 with ``Retry-After`` and
+``RateLimit-*`` headers.
 
 The bucket's clock is Redis's own ``TIME`` (replicas' clocks may differ); a bucket holds at most
 ``burst`` tokens and refills at ``rate`` per second; each request takes one.
@@ -11,9 +13,6 @@ import math
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-
-from workers.jobstore.keys import JobKeys
-from workers.names import ACTIVE_STATUSES
 
 # KEYS[1] bucket hash; ARGV: rate (tokens/s), burst. Returns {allowed, tokens left, ms until the
 # next token (0 if allowed), ms until full}.
@@ -39,20 +38,6 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
 return {allowed, tostring(tokens), wait, math.ceil((burst - tokens) / rate)}
 """
 
-# KEYS[1] the tenant's active set; ARGV: the job key's text before and after the id (the
-# layout is workers.jobstore.keys.JobKeys.job's). Drops ids whose job ended or expired, returns
-# how many remain.
-_ACTIVE_LUA = """
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local s = redis.call('HGET', ARGV[1] .. id .. ARGV[2], 'status')
-  if s == 'queued' or s == 'running' then n = n + 1 else redis.call('SREM', KEYS[1], id) end
-end
-return n
-"""
-assert set(ACTIVE_STATUSES) == {"queued", "running"}  # what _ACTIVE_LUA counts
-
-
 @dataclass(frozen=True)
 class BucketState:
     allowed: bool
@@ -74,7 +59,6 @@ class Limiter:
                  tenant_max_active: int) -> None:
         self.r = client
         self.prefix = prefix
-        self._job_keys = JobKeys(prefix)
         self.rate = rate_per_s
         self.burst = burst
         self.tenant_max_active = tenant_max_active
@@ -85,13 +69,3 @@ class Limiter:
         return BucketState(bool(int(allowed)), self.burst, math.floor(float(tokens)),
                            max(1, math.ceil(int(wait_ms) / 1000)) if not int(allowed) else 0,
                            math.ceil(int(full_ms) / 1000))
-
-    def _active_key(self, tenant: str) -> str:
-        return f"{self.prefix}tenant:{tenant}:active"
-
-    async def active_jobs(self, tenant: str) -> int:
-        before, _, after = self._job_keys.job("\0").partition("\0")
-        return int(await self.r.eval(_ACTIVE_LUA, 1, self._active_key(tenant), before, after))
-
-    async def track(self, tenant: str, job_id: str) -> None:
-        await self.r.sadd(self._active_key(tenant), job_id)

@@ -47,9 +47,9 @@ class Settings(WorkerSettings):
                                       description="at most 50: the schema's maximum")
     jobs_list_max_limit: int = Field(default=100, ge=1, le=100,
                                      description="at most 100: the schema's maximum")
-    jobs_index_max_entries: int = Field(
-        default=100_000, ge=100, description="the job list's index keeps the newest this many "
-                                             "jobs (trimmed on submit)")
+    tenant_max_stored_jobs: int = Field(
+        default=10_000, ge=1, description="per tenant: jobs kept in Redis (any state); beyond "
+                                          "it, the oldest finished ones are deleted on submit")
     sse_keepalive_s: float = Field(default=15.0, gt=0)
     sse_max_streams: int = Field(
         default=200, ge=1, description="open event streams per API process; over it the "
@@ -84,7 +84,8 @@ class Settings(WorkerSettings):
     rate_limit_burst: int = Field(default=100, ge=1, le=1_000_000,
                                   description="per API key: bucket size")
     tenant_max_active_jobs: int = Field(default=200, ge=1,
-                                        description="per tenant: queued + running jobs")
+                                        description="per tenant: queued + running jobs (429 "
+                                                    "over it, checked atomically at submit)")
     limits_when_open: bool = Field(
         default=False, description="apply the rate limit and the tenant cap when running open "
                                    "too (one bucket per client address)")
@@ -96,12 +97,16 @@ class Settings(WorkerSettings):
 
     @property
     def host_is_loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
+        return is_loopback(self.host)
+
+    def open_on(self, local_host: str | None) -> bool:
+        """Whether a request that arrived on the local address ``local_host`` needs no key. In
+        ``auto`` mode a connection on a non-loopback address needs one whatever ``host`` says:
+        it proves that the server binds more than loopback. (A server puts the socket's IP
+        address there; a name, such as the test client's ``testserver``, says nothing.)"""
+        if self.effective_auth != "open":
             return False
+        return self.auth == "open" or not _is_ip(local_host) or is_loopback(str(local_host))
 
     @property
     def effective_auth(self) -> Literal["keys", "open"]:
@@ -112,3 +117,20 @@ class Settings(WorkerSettings):
     @property
     def effective_cache_redis_url(self) -> str:
         return self.cache_redis_url or self.redis_url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_ip(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True

@@ -27,6 +27,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
 import optim_core
 from app.core.config import Settings
 from app.core.problems import ProblemError
@@ -36,6 +38,15 @@ from workers.jobstore import AsyncJobStore, new_job_id
 from workers.names import RESULT_SCHEMA_VERSION
 
 log = logging.getLogger("app.job_service")
+
+
+class TenantFull(Exception):
+    """The tenant already has its maximum of queued + running jobs (decided in the job store's
+    submit script, so simultaneous submissions cannot both pass)."""
+
+    def __init__(self, active: int) -> None:
+        super().__init__(f"{active} jobs queued or running")
+        self.active = active
 
 
 @dataclass(frozen=True)
@@ -69,18 +80,27 @@ class JobService:
         self.max_deliveries = settings.job_max_deliveries
 
     async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
-                     request_id: str | None, tenant: str) -> Submission:
+                     request_id: str | None, tenant: str, max_active: int = 0) -> Submission:
+        """``max_active`` > 0: refuse (:class:`TenantFull`) a new job when the tenant already
+        has that many queued or running; an identical request still joins its job."""
         queue, device = await choose_queue(opts.device, self.store, self.heartbeat_ttl_s)
         key = job_key(kind, spec, device, tenant)
         record = {"kind": kind, "tenant": tenant, "queue": queue, "device": device,
                   "requested_device": opts.device, "priority": opts.priority,
                   "labels": opts.labels or {}, "request": spec, "request_id": request_id}
         for _ in range(3):  # a stale claim (expired or ended job) is released, then retried
-            job_id = new_job_id()
-            sub = await self.store.submit(job_id, key, record, force=opts.force)
+            job_id = new_job_id(tenant)
+            sub = await self.store.submit(job_id, key, record, force=opts.force,
+                                          max_active=max_active)
+            if sub.outcome == "full":
+                raise TenantFull(int(sub.job_id))
             if sub.outcome == "created":
                 await self._publish(job_id, kind, spec, device, queue, opts.priority,
                                     request_id)
+                # Best effort, after the publish: a failure here must not fail a queued job (the
+                # next submission of the tenant evicts what this one did not).
+                with contextlib.suppress(RedisError, OSError):
+                    await self.store.evict_beyond_cap(tenant)
                 rec = await self.store.get(job_id)
                 return Submission(rec or {**record, "id": job_id, "status": "queued"},
                                   created=True)
@@ -124,7 +144,8 @@ class JobService:
             type_="worker-lost", worker=worker, max_deliveries=self.max_deliveries).to_dict()
         outcome, detail = await self.store.reap_if_worker_lost(
             job_id, worker, record.get("claim_key") or "", doc,
-            max_deliveries=self.max_deliveries, boot=record.get("boot"))
+            max_deliveries=self.max_deliveries, boot=record.get("boot"),
+            tenant=record.get("tenant"))
         if outcome == "requeued":
             log.warning("worker lost: job queued again", extra={
                 "job_id": job_id, "worker": worker, "generation": int(detail)})

@@ -52,40 +52,117 @@ class Clock:
 
 
 async def _submit(store: AsyncJobStore, **record: Any) -> str:
-    job_id = new_job_id()
+    job_id = new_job_id(record.get("tenant", "local"))
     sub = await store.submit(job_id, f"key-{job_id}", {"kind": "range_test", **record},
                              force=False)
     assert sub.outcome == "created"
+    await store.evict_beyond_cap(record.get("tenant", "local"))  # as JobService does
     return job_id
 
 
 @pytest.mark.anyio
-async def test_index_drops_entries_older_than_a_record_can_live_and_is_capped(
+async def test_index_drops_entries_older_than_a_record_can_live(
         ns: Namespace, aclient: aioredis.Redis) -> None:
     clock = Clock(1_700_000_000.0)
     # A record lives at most active TTL + result TTL = 61 s here.
     store = AsyncJobStore(aclient, ns.jobs_prefix, result_ttl_s=1, active_ttl_s=60,
-                          index_max=3, clock=clock)
+                          clock=clock)
+    index = store.keys.tenant("local").index
     old = await _submit(store)
-    assert await aclient.zrange(store.keys.index, 0, -1) == [old]
+    assert await aclient.zrange(index, 0, -1) == [old]
     clock.t += 30
     mid = await _submit(store)
     clock.t += 32  # `old` is now 62 s old: its record has surely expired
     new = await _submit(store)
-    assert await aclient.zrange(store.keys.index, 0, -1) == [mid, new]
+    assert await aclient.zrange(index, 0, -1) == [mid, new]
 
     more = []
     for _ in range(3):
         clock.t += 0.001
         more.append(await _submit(store))
-    assert await aclient.zcard(store.keys.index) == 3  # capped at index_max
-    assert await aclient.zrange(store.keys.index, 0, -1) == more
-
     # Newest first, and the cursor (an index score) still pages without gaps or repeats.
     first, cursor = await store.page(before_seq=None, limit=2, statuses=None, kinds=None)
     assert [r["id"] for r in first] == more[::-1][:2] and cursor is not None
-    rest, end = await store.page(before_seq=cursor, limit=2, statuses=None, kinds=None)
-    assert [r["id"] for r in rest] == [more[0]] and end is None
+    rest, end = await store.page(before_seq=cursor, limit=5, statuses=None, kinds=None)
+    assert [r["id"] for r in rest] == [more[0], new, mid] and end is None
+
+
+@pytest.mark.anyio
+async def test_a_tenant_stores_at_most_max_stored_jobs_oldest_finished_evicted_first(
+        ns: Namespace, aclient: aioredis.Redis) -> None:
+    store = AsyncJobStore(aclient, ns.jobs_prefix, result_ttl_s=600, active_ttl_s=600,
+                          max_stored=3)
+    index = store.keys.tenant("local").index
+    running = await _submit(store)  # the oldest, but active: never evicted
+    await store.transition(running, "running", allowed_from=["queued"])
+    done = []
+    for _ in range(2):
+        job_id = await _submit(store)
+        await store.transition(job_id, "succeeded", allowed_from=["queued"],
+                               fields={"result": {}})
+        done.append(job_id)
+    assert await aclient.zcard(index) == 3
+    newest = await _submit(store)  # 4 > 3: the oldest *finished* job goes, with its keys
+    assert await aclient.zrange(index, 0, -1) == [running, done[1], newest]
+    for key in (store.keys.job(done[0]), store.keys.events(done[0]),
+                store.keys.claim(done[0], f"key-{done[0]}")):
+        assert not await aclient.exists(key), key
+    assert await store.get(running) is not None
+    # Only active jobs left to evict: the store keeps them (the active cap bounds them).
+    await store.request_cancel(done[1])
+    more = [await _submit(store) for _ in range(2)]
+    assert await aclient.zrange(index, 0, -1) == [running, newest, *more]
+    other = AsyncJobStore(aclient, ns.jobs_prefix, result_ttl_s=600, active_ttl_s=600)
+    assert await aclient.zcard(other.keys.tenant("other").index) == 0  # per tenant
+
+
+@pytest.mark.anyio
+async def test_the_active_cap_is_atomic_under_concurrent_submissions(ns: Namespace) -> None:
+    """40 submissions at once, on 40 connections, for a tenant allowed 5 active jobs: exactly 5
+    are created. (The old check-then-submit let simultaneous requests all pass.)"""
+    import asyncio
+
+    clients = [aioredis.Redis.from_url(ns.redis_url, decode_responses=True) for _ in range(40)]
+    try:
+        stores = [AsyncJobStore(c, ns.jobs_prefix, result_ttl_s=60, active_ttl_s=600)
+                  for c in clients]
+        await asyncio.gather(*(c.ping() for c in clients))  # connections open before the race
+
+        async def one(store: AsyncJobStore) -> str:
+            job_id = new_job_id("acme")
+            sub = await store.submit(job_id, f"key-{job_id}",
+                                     {"kind": "range_test", "tenant": "acme"},
+                                     force=False, max_active=5)
+            return sub.outcome
+
+        outcomes = await asyncio.gather(*(one(s) for s in stores))
+        assert sorted(outcomes) == ["created"] * 5 + ["full"] * 35
+        current, _ = await stores[0].state_counts()
+        assert current["queued"] == 5
+        # An identical request still joins its job when the tenant is full.
+        (created,) = [await _submit(stores[0], tenant="beta")]
+        again = await stores[0].submit(new_job_id("beta"), f"key-{created}",
+                                       {"kind": "range_test", "tenant": "beta"}, force=False,
+                                       max_active=1)
+        assert (again.outcome, again.job_id) == ("existing", created)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+
+
+@pytest.mark.anyio
+async def test_an_active_record_that_expired_frees_its_place_in_the_cap(
+        ns: Namespace, aclient: aioredis.Redis) -> None:
+    store = AsyncJobStore(aclient, ns.jobs_prefix, result_ttl_s=60, active_ttl_s=600)
+    lost = await _submit(store)
+    await aclient.delete(store.keys.job(lost))  # as if its active TTL ran out
+    job_id = new_job_id()
+    sub = await store.submit(job_id, "fresh", {"kind": "range_test"}, force=False,
+                             max_active=1)
+    assert sub.outcome == "created"
+    current, _ = await store.state_counts()
+    assert current["queued"] == 1  # the expired job no longer counts
+    with pytest.raises(ValueError, match="tag"):
+        await store.submit(new_job_id("acme"), "x", {"kind": "range_test"}, force=False)
 
 
 @pytest.mark.anyio
@@ -140,7 +217,7 @@ async def test_cancel_is_decided_by_the_status_it_reads(
     assert await store.request_cancel(queued) == "cancelled"
     rec = await store.get(queued)
     assert rec is not None and rec["status"] == "cancelled" and rec["finished_at"]
-    assert not await aclient.exists(store.keys.claim(f"key-{queued}"))  # key released
+    assert not await aclient.exists(store.keys.claim(queued, f"key-{queued}"))  # key released
     assert await aclient.ttl(store.keys.job(queued)) <= 60
 
     running = await _submit(store)

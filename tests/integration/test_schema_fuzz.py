@@ -35,7 +35,8 @@ EXAMPLES = 15  # per operation and mode
 def no_server_error(ctx: object, response: schemathesis.Response, case: schemathesis.Case
                     ) -> bool | None:
     """Any 5xx is a failure, except the 503 that /readyz declares for "no live worker" (this
-    server has none, on purpose) and that says when to retry."""
+    server has none, on purpose) and that says when to retry. (A ``device: cuda`` job with no
+    GPU worker is a 422 on ``body.device``: nothing failed.)"""
     status = response.status_code
     if status == 503 and case.operation.path == "/readyz" and "retry-after" in {
             k.lower() for k in response.headers}:

@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from optim_core.numerics.finite import finite_or_none
-from workers.jobstore.keys import INT_FIELDS, JSON_FIELDS, REQUIRED_FIELDS, JobKeys, now_iso
+from workers.jobstore.keys import (
+    DEFAULT_TENANT,
+    INT_FIELDS,
+    JSON_FIELDS,
+    REQUIRED_FIELDS,
+    JobKeys,
+    now_iso,
+)
 from workers.names import TERMINAL_STATUSES
 
 log = logging.getLogger("workers.jobstore")
@@ -83,10 +90,22 @@ def as_text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def transition_args(keys: JobKeys, claim_key: str, job_id: str, to: str,
+def record_tenant(value: Any) -> str:
+    """The tenant a record names (records written without one belong to the default)."""
+    return as_text(value) if value else DEFAULT_TENANT
+
+
+def state_keys(keys: JobKeys, job_id: str, tenant: str) -> list[str]:
+    """The first five KEYS of every script that changes a job's state (see ``scripts``)."""
+    return [keys.job(job_id), *keys.tenant(tenant).counters, keys.events(job_id)]
+
+
+def transition_args(keys: JobKeys, owner: tuple[str, str], job_id: str, to: str,
                      allowed_from: Sequence[str], fields: Mapping[str, Any] | None,
                      result_ttl_s: int, generation: int | None = None
                      ) -> tuple[list[str], list[Any]]:
+    """``owner``: (claim key or '', tenant) as read from the record."""
+    claim_key, tenant = owner
     terminal = to in TERMINAL_STATUSES
     release = to in ("failed", "cancelled")
     extra = dict(fields or {})
@@ -96,14 +115,14 @@ def transition_args(keys: JobKeys, claim_key: str, job_id: str, to: str,
                        result_ttl_s if terminal else 0, "1" if release else "0",
                        result_ttl_s if to == "succeeded" else 0, job_id,
                        "" if generation is None else generation, *encode_fields(extra)]
-    k = [keys.job(job_id), keys.stats_current, keys.stats_entered, keys.events(job_id), claim_key]
+    k = [*state_keys(keys, job_id, tenant), claim_key or keys.no_claim(job_id)]
     return k, args
 
 
-def call_transition(script: Any, keys: JobKeys, claim_key: str, job_id: str, to: str,
+def call_transition(script: Any, keys: JobKeys, owner: tuple[str, str], job_id: str, to: str,
                      allowed_from: Sequence[str], fields: Mapping[str, Any] | None,
                      result_ttl_s: int, generation: int | None = None) -> tuple[str, str]:
-    k, args = transition_args(keys, claim_key, job_id, to, allowed_from, fields, result_ttl_s,
+    k, args = transition_args(keys, owner, job_id, to, allowed_from, fields, result_ttl_s,
                                generation)
     outcome, prev = script(keys=k, args=args)
     return as_text(outcome), as_text(prev)

@@ -18,6 +18,8 @@ from workers.jobstore.records import (
     decode_payloads,
     decode_record,
     progress_doc,
+    record_tenant,
+    state_keys,
 )
 from workers.jobstore.scripts import BEGIN_LUA, PROGRESS_LUA, REQUEUE_LUA, TRANSITION_LUA
 
@@ -51,12 +53,21 @@ class JobStore:
         alive; defaults to ``worker`` (tests that beat under a hostname)."""
         k = self.keys
         boot = boot or worker
+        # The incarnation's job set is in another slot: added first (a hint the reaper checks
+        # against the record's boot), taken back if the job does not run here.
+        pipe = self.r.pipeline(transaction=False)
+        pipe.sadd(k.worker_jobs(boot), job_id)
+        pipe.expire(k.worker_jobs(boot), self.result_ttl_s)
+        pipe.execute()
         action, detail = self._begin(
-            keys=[k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id),
-                  k.worker_jobs(boot)],
-            args=[max_deliveries, now_iso(), worker, pid, generation, boot,
-                  self.result_ttl_s])
+            keys=state_keys(k, job_id, self.tenant_of(job_id)),
+            args=[max_deliveries, now_iso(), worker, pid, generation, boot])
+        if as_text(action) != "run":
+            self.forget_job(boot, job_id)
         return Begin(as_text(action), as_text(detail))
+
+    def tenant_of(self, job_id: str) -> str:
+        return record_tenant(self.r.hget(self.keys.job(job_id), "tenant"))
 
     def forget_job(self, boot: str, job_id: str) -> None:
         """The job no longer runs on ``boot`` (it ended or went back to the queue)."""
@@ -67,11 +78,10 @@ class JobStore:
                    generation: int | None = None) -> tuple[str, str]:
         """Move the job to ``to`` if its status is in ``allowed_from`` and, when ``generation``
         is given, the job still belongs to that generation (see TRANSITION_LUA)."""
-        return call_transition(self._transition, self.keys, self.get_claim_key(job_id), job_id,
-                                to, allowed_from, fields, self.result_ttl_s, generation)
-
-    def get_claim_key(self, job_id: str) -> str:
-        return as_text(self.r.hget(self.keys.job(job_id), "claim_key") or "")
+        claim, tenant = self.r.hmget(self.keys.job(job_id), ["claim_key", "tenant"])
+        return call_transition(self._transition, self.keys,
+                                (as_text(claim) if claim else "", record_tenant(tenant)),
+                                job_id, to, allowed_from, fields, self.result_ttl_s, generation)
 
     def progress(self, job_id: str, event: Any) -> bool:
         """Record a progress event; False when the record no longer exists (nothing written)."""
@@ -102,7 +112,7 @@ class JobStore:
         """running -> queued without counting ``delivery`` (see REQUEUE_LUA)."""
         k = self.keys
         outcome, detail = self._requeue(
-            keys=[k.job(job_id), k.stats_current, k.stats_entered, k.events(job_id)],
+            keys=state_keys(k, job_id, self.tenant_of(job_id)),
             args=[delivery, now_iso(), reason])
         return as_text(outcome), as_text(detail)
 
@@ -122,7 +132,9 @@ def write_heartbeat(client: redis.Redis, keys: JobKeys, boot: str,
                     payload: Mapping[str, Any], ttl_s: int) -> None:
     """The payload key (with a TTL) and the incarnation's score in the ``workers`` zset."""
     now = time.time()
-    pipe = client.pipeline(transaction=True)
+    # Two keys in two slots: no MULTI (Redis Cluster refuses it across slots). The payload first:
+    # a beat whose zset score is missing is listed again at the next beat.
+    pipe = client.pipeline(transaction=False)
     pipe.set(keys.worker(boot), json.dumps({**payload, "ts": now}), ex=ttl_s)
     pipe.zadd(keys.workers, {boot: int(now * 1000)})
     pipe.execute()
@@ -131,7 +143,7 @@ def write_heartbeat(client: redis.Redis, keys: JobKeys, boot: str,
 def forget_worker(client: redis.Redis, keys: JobKeys, boot: str) -> None:
     """A clean stop: no more proof of life. The zset member stays (score 0) until the reaper
     has seen that none of its jobs is still running there."""
-    pipe = client.pipeline(transaction=True)
+    pipe = client.pipeline(transaction=False)
     pipe.delete(keys.worker(boot))
     pipe.zadd(keys.workers, {boot: 0})
     pipe.execute()

@@ -43,7 +43,7 @@ from app.schemas.jobs import (
     TrialsJobRequest,
 )
 from app.services import events
-from app.services.jobs import JobOptions, JobService, Submission
+from app.services.jobs import JobOptions, JobService, Submission, TenantFull
 from app.services.limits import range_test_errors, trials_errors
 from app.services.plugins import plugin_errors
 from app.services.publish import ServiceUnavailable
@@ -129,15 +129,13 @@ async def _refusal(kind: str, body: RangeTestJobRequest | TrialsJobRequest,
 async def _submit_one(kind: str, body: RangeTestJobRequest | TrialsJobRequest,
                       caller: Principal, service: JobService, limiter: Limiter,
                       settings: Settings, request: Request) -> Submission:
-    if _caps_apply(settings):
-        active = await limiter.active_jobs(caller.tenant)
-        if active >= limiter.tenant_max_active:
-            raise _tenant_full(limiter, caller.tenant, active)
-    sub = await service.submit(kind, _spec(body), _options(body), _request_id(request),
-                               tenant=caller.tenant)
-    if sub.created and _caps_apply(settings):
-        await limiter.track(caller.tenant, sub.record["id"])
-    return sub
+    try:
+        return await service.submit(kind, _spec(body), _options(body), _request_id(request),
+                                    tenant=caller.tenant,
+                                    max_active=limiter.tenant_max_active
+                                    if _caps_apply(settings) else 0)
+    except TenantFull as full:
+        raise _tenant_full(limiter, caller.tenant, full.active) from None
 
 
 _SUBMIT_DOC = (" Answers 202 with the job and a `Location` header; an identical request of the "
@@ -337,7 +335,7 @@ async def list_jobs(caller: CallerDep, service: JobServiceDep, settings: Setting
 
     recs, next_seq = await service.store.page(
         before_seq=before, limit=limit, statuses=set(status) if status else None,
-        kinds=set(kind) if kind else None, where=visible)
+        kinds=set(kind) if kind else None, tenant=tenant, where=visible)
     return JobPage(items=[job_view(r, full=False) for r in recs],
                    next_cursor=_encode_cursor(next_seq) if next_seq is not None else None)
 
