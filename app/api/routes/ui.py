@@ -17,9 +17,8 @@ router = APIRouter(include_in_schema=False)
 _CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
         "style-src 'self' 'unsafe-inline'; script-src 'self'; object-src 'none'; "
         "base-uri 'none'; frame-ancestors 'none'")
-# Swagger UI starts from an inline script, ReDoc runs a worker from a blob: URL; and ReDoc's
-# sidebar shows a logo from its vendor's CDN (no option turns it off): img-src 'self' keeps the
-# browser from asking for it (the logo's onError hides it).
+# Swagger UI starts from an inline script, ReDoc runs a worker from a blob: URL. The vendored
+# ReDoc's CDN logo is patched out (scripts/vendor-assets); the CSP would refuse it anyway.
 _DOCS_CSP = ("default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
              "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline' blob:; "
              "worker-src 'self' blob:; font-src 'self' data:; object-src 'none'; "
