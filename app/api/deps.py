@@ -70,9 +70,15 @@ async def _charge(limiter: Limiter, who: str) -> None:
                            limit=limiter.burst, rate_per_s=limiter.rate)
 
 
-async def get_caller(request: Request, settings: SettingsDep, limiter: LimiterDep,
+async def get_caller(request: Request,
                      credentials: Annotated[HTTPAuthorizationCredentials | None,
                                             Depends(_bearer)] = None) -> Principal:
+    # Settings and the limiter are read off app.state here rather than declared as
+    # sub-dependencies: every route asks for the caller, and FastAPI's cost per request grows
+    # with the number of dependency nodes (about a tenth of a cached advice answer each).
+    state = request.app.state
+    settings: Settings = state.settings
+    limiter: Limiter = state.limiter
     server = request.scope.get("server")
     if settings.open_on(server[0] if server else None):
         if settings.limits_when_open:
@@ -81,7 +87,7 @@ async def get_caller(request: Request, settings: SettingsDep, limiter: LimiterDe
     if credentials is None:
         raise _unauthorized("an API key is required: send Authorization: Bearer <key> "
                             "(create one with `optim-advisor keys create --tenant NAME`)")
-    keys: AsyncKeyStore = request.app.state.api_keys
+    keys: AsyncKeyStore = state.api_keys
     principal = await keys.principal(credentials.credentials)
     if principal is None:
         raise _unauthorized("the API key is not valid (unknown, revoked or malformed)")
@@ -92,7 +98,7 @@ async def get_caller(request: Request, settings: SettingsDep, limiter: LimiterDe
 CallerDep = Annotated[Principal, Depends(get_caller)]
 
 
-def require_admin(caller: CallerDep) -> Principal:
+async def require_admin(caller: CallerDep) -> Principal:
     if not caller.is_admin:
         raise ProblemError(403, "Forbidden", "this route needs an API key with the admin role",
                            type_="forbidden")

@@ -6,6 +6,7 @@ nothing imports a global settings object.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Literal
 
@@ -119,6 +120,9 @@ class Settings(WorkerSettings):
         return self.cache_redis_url or self.redis_url
 
 
+# Cached: the API asks for every request, with the address of the socket it came in on (a
+# handful per process), and parsing an address costs more than the rest of the check.
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -128,6 +132,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(host: str | None) -> bool:
     try:
         ipaddress.ip_address(host or "")

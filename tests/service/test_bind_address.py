@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -70,10 +71,11 @@ def test_uvicorn_on_all_interfaces_runs_open_only_when_told_to(ns: Namespace) ->
     assert b"auth: OPEN on 0.0.0.0" in proc.stdout.read()
 
 
-def _request(local: tuple[str, int]) -> Request:
+def _request(local: tuple[str, int], settings: Settings) -> Request:
+    app = SimpleNamespace(state=SimpleNamespace(settings=settings, limiter=None, api_keys=None))
     return Request({"type": "http", "method": "GET", "path": "/v1/jobs", "headers": [],
                     "query_string": b"", "server": local, "client": ("10.1.2.3", 5555),
-                    "app": None})
+                    "app": app})
 
 
 @pytest.mark.anyio
@@ -85,7 +87,7 @@ async def test_a_request_on_a_non_loopback_address_needs_a_key_in_auto_mode(
     assert not settings.open_on("192.0.2.10")
     assert Settings(host="127.0.0.1", auth="open").open_on("192.0.2.10")
     with pytest.raises(ProblemError) as refused:
-        await get_caller(_request(("192.0.2.10", 8000)), settings, limiter=None)  # type: ignore[arg-type]
+        await get_caller(_request(("192.0.2.10", 8000), settings))
     assert refused.value.status == 401
-    caller = await get_caller(_request(("127.0.0.1", 8000)), settings, limiter=None)  # type: ignore[arg-type]
+    caller = await get_caller(_request(("127.0.0.1", 8000), settings))
     assert caller.tenant == "local"
