@@ -16,6 +16,7 @@ The parsed body is left on the request (Starlette caches ``Request.json()``), so
 from __future__ import annotations
 
 import email.message
+import functools
 import json
 import math
 from collections.abc import Callable, Coroutine
@@ -31,6 +32,9 @@ from starlette.responses import Response
 MAX_REPORTED = 20  # a body with a million NaNs gets a bounded answer
 
 
+# Cached (bounded): clients send a handful of distinct values, and parsing one with the email
+# package costs more than the rest of the route's checks.
+@functools.lru_cache(maxsize=64)
 def _is_json(content_type: str | None) -> bool:
     if not content_type:
         return True
@@ -47,6 +51,29 @@ def _has_lone_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def parse_json(body: bytes) -> tuple[Any, bool]:
+    """The body parsed, and whether it may hold what strict JSON refuses: a non-finite number
+    (seen by the parser itself) or a lone surrogate (possible only through a ``\\u`` escape or
+    a raw surrogate byte sequence, which starts with 0xED). Only such a body is walked by
+    :func:`strict_json_errors`, which locates each bad value; a clean body, nearly every one,
+    skips the walk."""
+    suspect = b"\\u" in body or b"\xed" in body
+
+    def constant(name: str) -> float:  # NaN, Infinity, -Infinity
+        nonlocal suspect
+        suspect = True
+        return float(name)
+
+    def number(text: str) -> float:  # 1e400 parses as inf
+        nonlocal suspect
+        value = float(text)
+        if not math.isfinite(value):
+            suspect = True
+        return value
+
+    return json.loads(body, parse_constant=constant, parse_float=number), suspect
 
 
 def strict_json_errors(value: Any) -> list[dict[str, Any]]:
@@ -107,11 +134,11 @@ class ContractRoute(APIRoute):
                 body = await request.body()
                 if body:
                     try:
-                        parsed = json.loads(body)
+                        parsed, suspect = parse_json(body)
                     except (ValueError, RecursionError):
                         parsed = None  # FastAPI parses it again and answers (422 / 400)
                     else:
-                        errors = strict_json_errors(parsed)
+                        errors = strict_json_errors(parsed) if suspect else []
                         if errors:
                             raise RequestValidationError(errors)
                         request._json = parsed  # type: ignore[attr-defined]
