@@ -97,7 +97,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.advice_cache = AdviceCache(
             app.state.cache_redis, ttl_s=settings.advice_cache_ttl_s,
             timeout_s=settings.advice_cache_timeout_s,
-            retry_after_s=settings.advice_cache_retry_after_s)
+            retry_after_s=settings.advice_cache_retry_after_s,
+            write_window_s=settings.advice_cache_write_window_s,
+            write_batch=settings.advice_cache_write_batch)
         # Jobs: the job store (same Redis as the broker) and a Celery producer (no task bodies).
         publisher = JobPublisher(settings)
         app.state.jobs = JobService(
@@ -134,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             publisher.close()
+            await app.state.advice_cache.drain()  # the writes still in their window
             await app.state.events.aclose()
             await app.state.redis.aclose()
             await app.state.cache_redis.aclose()

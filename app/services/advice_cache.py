@@ -38,7 +38,8 @@ def cache_key(req: AdviceRequest) -> str:
 
 class AdviceCache:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int, timeout_s: float,
-                 retry_after_s: float, local_items: int = 4096) -> None:
+                 retry_after_s: float, local_items: int = 4096,
+                 write_window_s: float = 0.0, write_batch: int = 256) -> None:
         self._client = client
         self._ttl = ttl_s
         self._timeout = timeout_s
@@ -47,6 +48,9 @@ class AdviceCache:
         self._local: OrderedDict[str, str] = OrderedDict()
         self._local_items = local_items
         self._pending: dict[str, str] = {}
+        self._write_window = write_window_s
+        self._write_batch = write_batch
+        self._batch_full = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         # reads of the same loop iteration share one MGET (see get_many)
         self._reads: dict[str, asyncio.Future[str | None]] = {}
@@ -118,18 +122,20 @@ class AdviceCache:
 
     async def set_many(self, items: dict[str, str]) -> None:
         """Remember locally now; write to Redis behind the response: the writes of every miss
-        in the same loop iteration go out as one pipeline, so a miss does not wait for Redis
-        and a burst of misses costs one round trip."""
+        in the write window go out as one pipeline, so a miss does not wait for Redis and a
+        burst of misses costs one round trip."""
         for key, value in items.items():
             self._remember(key, value)
         if not items or not self.available:
             return
         self._pending.update(items)
+        if len(self._pending) >= self._write_batch:
+            self._batch_full.set()
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        await asyncio.sleep(0)  # let this iteration's other misses join the pipeline
+        await self._gather_writes()
         while self._pending:
             items, self._pending = self._pending, {}
             try:
@@ -143,7 +149,21 @@ class AdviceCache:
                 self._pending.clear()
                 return
 
+    async def _gather_writes(self) -> None:
+        """Let other misses join the pipeline: those of this loop iteration, and with a write
+        window those of the next ``write_window_s``, or until ``write_batch`` are waiting."""
+        if self._write_window <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            async with asyncio.timeout(self._write_window):
+                await self._batch_full.wait()
+        except TimeoutError:
+            pass
+        self._batch_full.clear()
+
     async def drain(self) -> None:
-        """Wait for the writes behind (tests, shutdown)."""
+        """Write what is waiting now, without its window, and wait for it (shutdown, tests)."""
+        self._batch_full.set()
         if self._flusher is not None:
             await asyncio.shield(self._flusher)

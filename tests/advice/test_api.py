@@ -44,10 +44,23 @@ def _closed_port() -> int:
     return port
 
 
+def _stored_advice(within_s: float = 10.0, want: int = 1) -> list[bytes]:
+    """The advice keys in Redis once ``want`` of them are there (writes go out behind the
+    response, gathered for advice_cache_write_window_s)."""
+    r = redis.Redis.from_url(CACHE_URL)
+    deadline = time.monotonic() + within_s
+    while True:
+        keys = list(r.scan_iter("advice:*"))
+        if len(keys) >= want or time.monotonic() > deadline:
+            r.close()
+            return keys
+        time.sleep(0.02)
+
+
 def test_advice_is_cached_in_redis(client: TestClient) -> None:
     first = client.post("/v1/advice", json=SPEC)
     assert first.status_code == 200 and first.json()["cached"] is False
-    keys = list(redis.Redis.from_url(CACHE_URL).scan_iter("advice:*"))
+    keys = _stored_advice()
     assert len(keys) == 1
     # same request, different field order and defaults spelt out: same key
     again = client.post("/v1/advice", json={**dict(reversed(SPEC.items())), "dropout": 0.0})
@@ -55,6 +68,42 @@ def test_advice_is_cached_in_redis(client: TestClient) -> None:
     body1, body2 = first.json(), again.json()
     body1.pop("cached"), body2.pop("cached")
     assert body1 == body2 and body1["optimizer"]["name"] == "adamw"
+
+
+def _clear_advice() -> None:
+    r = redis.Redis.from_url(CACHE_URL)
+    for key in r.scan_iter("advice:*"):
+        r.delete(key)
+    r.close()
+
+
+def test_cache_writes_wait_for_their_window_or_a_full_batch() -> None:
+    _clear_advice()
+    # A window far longer than the test: only a full batch can have sent these writes.
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
+                              advice_cache_write_window_s=5.0, advice_cache_write_batch=2))
+    try:
+        with TestClient(app) as c:
+            assert c.post("/v1/advice", json=SPEC).json()["cached"] is False
+            assert _stored_advice(within_s=0) == []  # behind the response, in its window
+            assert c.post("/v1/advice", json={**SPEC, "batch_size": 512}).status_code == 200
+            assert len(_stored_advice(within_s=4, want=2)) == 2  # the batch filled: sent
+    finally:
+        _clear_advice()
+
+
+def test_shutdown_writes_what_waits_in_the_window() -> None:
+    _clear_advice()
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
+                              advice_cache_write_window_s=5.0))
+    try:
+        with TestClient(app) as c:
+            assert c.post("/v1/advice", json=SPEC).json()["cached"] is False
+            t0 = time.monotonic()
+        assert time.monotonic() - t0 < 4  # the window was cut short, not waited out
+        assert len(_stored_advice(within_s=0)) == 1
+    finally:
+        _clear_advice()
 
 
 def test_advice_answers_with_the_cache_down() -> None:
