@@ -45,7 +45,7 @@ class Settings(WorkerSettings):
     # advice_cache_write_batch wait): one pipeline costs the API about as much CPU as a fresh
     # advice, so a miss that paid one each was twice a miss. A write lost in the window (a
     # crash) costs one recomputation elsewhere, nothing more.
-    advice_cache_write_window_s: float = Field(default=0.02, ge=0, le=1)
+    advice_cache_write_window_s: float = Field(default=0.02, ge=0, le=60)
     advice_cache_write_batch: int = Field(default=256, ge=1, le=10_000)
 
     # --- Jobs (the shared ones are in workers.settings.WorkerSettings) ---------------------

@@ -79,15 +79,15 @@ def _clear_advice() -> None:
 
 def test_cache_writes_wait_for_their_window_or_a_full_batch() -> None:
     _clear_advice()
-    # A window far longer than the test: only a full batch can have sent these writes.
+    # A window far longer than the test takes: only a full batch can have sent these writes.
     app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
-                              advice_cache_write_window_s=5.0, advice_cache_write_batch=2))
+                              advice_cache_write_window_s=30.0, advice_cache_write_batch=2))
     try:
         with TestClient(app) as c:
             assert c.post("/v1/advice", json=SPEC).json()["cached"] is False
             assert _stored_advice(within_s=0) == []  # behind the response, in its window
             assert c.post("/v1/advice", json={**SPEC, "batch_size": 512}).status_code == 200
-            assert len(_stored_advice(within_s=4, want=2)) == 2  # the batch filled: sent
+            assert len(_stored_advice(within_s=20, want=2)) == 2  # the batch filled: sent
     finally:
         _clear_advice()
 
@@ -95,12 +95,12 @@ def test_cache_writes_wait_for_their_window_or_a_full_batch() -> None:
 def test_shutdown_writes_what_waits_in_the_window() -> None:
     _clear_advice()
     app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
-                              advice_cache_write_window_s=5.0))
+                              advice_cache_write_window_s=30.0))
     try:
         with TestClient(app) as c:
             assert c.post("/v1/advice", json=SPEC).json()["cached"] is False
             t0 = time.monotonic()
-        assert time.monotonic() - t0 < 4  # the window was cut short, not waited out
+        assert time.monotonic() - t0 < 20  # the window was cut short, not waited out
         assert len(_stored_advice(within_s=0)) == 1
     finally:
         _clear_advice()
