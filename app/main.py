@@ -22,7 +22,7 @@ from app.core.metrics import HttpMetrics
 from app.core.middleware import RequestContextMiddleware
 from app.schemas.jobs import ProgressEventData, RangeTestJobRequest, StatusEventData
 from app.server import bound_host
-from app.services.advice_cache import AdviceCache
+from app.services.advice_cache import AdviceCache, ReadPolicy
 from app.services.events import EventHub
 from app.services.jobs import JobService
 from app.services.publish import JobPublisher
@@ -99,7 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             timeout_s=settings.advice_cache_timeout_s,
             retry_after_s=settings.advice_cache_retry_after_s,
             write_window_s=settings.advice_cache_write_window_s,
-            write_batch=settings.advice_cache_write_batch)
+            write_batch=settings.advice_cache_write_batch,
+            read_policy=ReadPolicy(floor=settings.advice_cache_read_floor,
+                                   probe_every=settings.advice_cache_read_probe_every))
         # Jobs: the job store (same Redis as the broker) and a Celery producer (no task bodies).
         publisher = JobPublisher(settings)
         app.state.jobs = JobService(

@@ -47,6 +47,11 @@ class Settings(WorkerSettings):
     # crash) costs one recomputation elsewhere, nothing more.
     advice_cache_write_window_s: float = Field(default=0.02, ge=0, le=60)
     advice_cache_write_batch: int = Field(default=256, ge=1, le=10_000)
+    # A Redis read costs about half a fresh advice: below this hit rate of recent reads, misses
+    # skip it but one in advice_cache_read_probe_every (app.services.advice_cache.ReadPolicy).
+    # 0 reads on every miss.
+    advice_cache_read_floor: float = Field(default=0.5, ge=0, le=1)
+    advice_cache_read_probe_every: int = Field(default=16, ge=1, le=1000)
 
     # --- Jobs (the shared ones are in workers.settings.WorkerSettings) ---------------------
     job_publish_timeout_s: float = Field(default=5.0, gt=0)

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from typing import Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -36,10 +37,45 @@ def cache_key(req: AdviceRequest) -> str:
     return PREFIX + digest.hexdigest()
 
 
+class ReadPolicy:
+    """Whether a miss of the process-local level waits for Redis.
+
+    A Redis read costs the API about half of what computing the advice costs (one MGET round
+    trip against the engine plus serialisation, measured by ``bench/advice_bench.py``), and
+    under load a request that waits on a read waits a loop iteration per hop. It pays only when
+    Redis holds the answer often enough: when other processes serve the same traffic. The
+    policy keeps an exponentially weighted hit rate of the reads made; below ``floor``, misses
+    are computed here and every ``probe_every``-th also asks Redis *in the background* (a
+    probe: its answer updates the rate and the local level, and no response waits for it), so
+    that reads resume when Redis starts answering. A batch of ``probe_every`` or more keys
+    always reads: one round trip then serves many."""
+
+    def __init__(self, *, floor: float, probe_every: int, weight: float = 0.05) -> None:
+        self.floor = floor
+        self.probe_every = probe_every
+        self.weight = weight
+        self.hit_rate = 1.0  # read until the traffic says otherwise
+        self._skipped = 0
+
+    def decide(self, n_keys: int) -> Literal["read", "probe", "skip"]:
+        if self.hit_rate >= self.floor or n_keys >= self.probe_every:
+            return "read"
+        self._skipped += 1
+        if self._skipped >= self.probe_every:
+            self._skipped = 0
+            return "probe"
+        return "skip"
+
+    def observe(self, found: list[str | None]) -> None:
+        for value in found:
+            self.hit_rate += self.weight * ((value is not None) - self.hit_rate)
+
+
 class AdviceCache:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int, timeout_s: float,
                  retry_after_s: float, local_items: int = 4096,
-                 write_window_s: float = 0.0, write_batch: int = 256) -> None:
+                 write_window_s: float = 0.0, write_batch: int = 256,
+                 read_policy: ReadPolicy | None = None) -> None:
         self._client = client
         self._ttl = ttl_s
         self._timeout = timeout_s
@@ -55,6 +91,8 @@ class AdviceCache:
         # reads of the same loop iteration share one MGET (see get_many)
         self._reads: dict[str, asyncio.Future[str | None]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self.read_policy = read_policy or ReadPolicy(floor=0.0, probe_every=1)
+        self._probes: set[asyncio.Task[list[str | None]]] = set()  # held: tasks are weak refs
 
     @property
     def available(self) -> bool:
@@ -83,6 +121,13 @@ class AdviceCache:
             out.append(hit)
         if not missing or not self.available:
             return out
+        decision = self.read_policy.decide(len(missing))
+        if decision != "read":
+            if decision == "probe":
+                self._probes.add(task := asyncio.get_running_loop().create_task(
+                    self._read_keys([keys[i] for i in missing])))
+                task.add_done_callback(self._probes.discard)
+            return out
         # Misses of concurrent requests (every request that reached this point in the same
         # loop iteration) go out as one MGET: under load a miss costs a share of one round
         # trip's Python instead of a whole command each. The reader bounds the call by the
@@ -105,20 +150,30 @@ class AdviceCache:
         await asyncio.sleep(0)  # let this iteration's other misses join the MGET
         while self._reads:
             reads, self._reads = self._reads, {}
-            found: list[str | None] = [None] * len(reads)
-            if self.available:
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        found = await self._client.mget(list(reads))
-                except (RedisError, OSError, TimeoutError) as exc:
-                    self._trip(exc)
-                    found = [None] * len(reads)
-            for (key, fut), value in zip(reads.items(), found, strict=True):
-                if value is not None:
-                    value = value.decode() if isinstance(value, bytes) else value
-                    self._remember(key, value)
+            found = await self._read_keys(list(reads))
+            for fut, value in zip(reads.values(), found, strict=True):
                 if not fut.done():
                     fut.set_result(value)
+
+    async def _read_keys(self, keys: list[str]) -> list[str | None]:
+        """One bounded MGET; what it finds is remembered locally and counted by the read
+        policy. None for every key when Redis is skipped or fails (which opens the circuit)."""
+        if not self.available:
+            return [None] * len(keys)
+        try:
+            async with asyncio.timeout(self._timeout):
+                raw = await self._client.mget(keys)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._trip(exc)
+            return [None] * len(keys)
+        self.read_policy.observe(raw)
+        found: list[str | None] = []
+        for key, value in zip(keys, raw, strict=True):
+            if value is not None:
+                value = value.decode() if isinstance(value, bytes) else value
+                self._remember(key, value)
+            found.append(value)
+        return found
 
     async def set_many(self, items: dict[str, str]) -> None:
         """Remember locally now; write to Redis behind the response: the writes of every miss

@@ -15,6 +15,9 @@ from fastapi.testclient import TestClient
 from app.api.routes import advice as advice_api
 from app.core.config import Settings
 from app.main import create_app
+from app.services.advice_cache import ReadPolicy, cache_key
+from optim_core.advice.engine import advise
+from optim_core.advice.models import AdviceRequest
 
 CACHE_URL = "redis://127.0.0.1:6379/13"
 SPEC: dict[str, Any] = {"task": "llm_pretrain", "architecture": "decoder_transformer",
@@ -202,3 +205,52 @@ def test_batch_and_diagnose_compute_off_the_event_loop(client: TestClient,
     assert r.status_code == 200, r.text
     # two keys, two advise() calls (nothing cached yet), one diagnose()
     assert calls == [True] * 5
+
+
+def test_read_policy_skips_redis_while_it_rarely_answers_and_probes_it() -> None:
+    policy = ReadPolicy(floor=0.5, probe_every=4, weight=0.5)
+    assert policy.decide(1) == "read"  # optimistic start
+    policy.observe([None, None])  # 1.0 -> 0.25: below the floor
+    decisions = [policy.decide(1) for _ in range(8)]
+    assert decisions == ["skip", "skip", "skip", "probe"] * 2  # every 4th asks, behind
+    assert policy.decide(4) == "read"  # a batch this large always reads: one trip, many keys
+    policy.observe(["advice", "advice"])  # Redis answers again: 0.25 -> 0.8125
+    assert [policy.decide(1) for _ in range(4)] == ["read"] * 4
+
+
+def test_misses_stop_waiting_for_redis_when_it_has_nothing_and_probes_find_it_again(
+) -> None:
+    _clear_advice()
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
+                              advice_cache_read_floor=0.5, advice_cache_read_probe_every=4))
+    try:
+        with TestClient(app) as c:
+            client = app.state.cache_redis
+            reads: list[int] = []
+            real_mget = client.mget
+
+            async def counting_mget(keys: list[str]) -> list[Any]:
+                reads.append(len(keys))
+                return await real_mget(keys)
+
+            client.mget = counting_mget
+            for i in range(40):
+                r = c.post("/v1/advice", json={**SPEC, "param_count": 10**8 + i})
+                assert r.status_code == 200 and r.json()["cached"] is False
+            # (0.95)^14 < 0.5: the first 14 misses read, then one in four of the other 26
+            # asks in the background (a probe)
+            assert 14 <= len(reads) <= 14 + 26 // 4 + 1, reads
+            policy = app.state.advice_cache.read_policy
+            assert policy.hit_rate < 0.5
+            # Another process's answers: Redis holds what this one has not seen. Probes find
+            # them, and misses go back to waiting for Redis, whose answers come back cached.
+            other = redis.Redis.from_url(CACHE_URL)
+            specs = [{**SPEC, "param_count": 2 * 10**8 + i} for i in range(60)]
+            for spec in specs:
+                key = cache_key(AdviceRequest.model_validate(spec))
+                other.set(key, advise(AdviceRequest.model_validate(spec)).model_dump_json())
+            other.close()
+            answers = [c.post("/v1/advice", json=spec).json()["cached"] for spec in specs]
+            assert policy.hit_rate >= 0.5 and answers[-1] is True
+    finally:
+        _clear_advice()
