@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 import optim_core
-from app.api import responses
+from app.api import deps, responses
 from app.api.routes import advice, health, jobs, plots, rules, ui
 from app.auth.keys import AsyncKeyStore
 from app.auth.limits import Limiter
@@ -167,7 +167,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(rules.router, prefix="/v1")
     ui.install(app)
     openapi.install(app, [problems.Problem, StatusEventData, ProgressEventData,
-                          RangeTestJobRequest, AdviceRequest])
+                          RangeTestJobRequest, AdviceRequest],
+                    security=(deps.BEARER_SCHEME, deps.needs_caller))
     return app
 
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
 
 from app.auth.keys import OPEN_TENANT, AsyncKeyStore, Principal
 from app.auth.limits import Limiter
@@ -22,8 +22,26 @@ from app.core.problems import ProblemError
 from app.services.advice_cache import AdviceCache
 from app.services.jobs import JobService
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer oak_…`. "
-                     "Not needed when the service runs open (scripts/up on 127.0.0.1).")
+#: The security scheme of every route that asks for the caller. ``get_caller`` reads the header
+#: itself rather than through ``fastapi.security.HTTPBearer``, a dependency node of its own on
+#: every request; ``app.core.openapi`` declares the scheme on the routes ``needs_caller`` finds.
+BEARER_SCHEME = {"HTTPBearer": {
+    "type": "http", "scheme": "bearer",
+    "description": "An API key: `Authorization: Bearer oak_…`. Not needed when the service "
+                   "runs open (scripts/up on 127.0.0.1)."}}
+
+
+def bearer_token(request: Request) -> str | None:
+    """The credentials of an ``Authorization: Bearer <credentials>`` header (the scheme's case
+    ignored), or None for no header or another scheme: what ``HTTPBearer(auto_error=False)``
+    hands out."""
+    value = request.headers.get("authorization")
+    if not value:
+        return None
+    scheme, _, credentials = value.partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
 
 
 async def get_settings(request: Request) -> Settings:
@@ -70,9 +88,7 @@ async def _charge(limiter: Limiter, who: str) -> None:
                            limit=limiter.burst, rate_per_s=limiter.rate)
 
 
-async def get_caller(request: Request,
-                     credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                            Depends(_bearer)] = None) -> Principal:
+async def get_caller(request: Request) -> Principal:
     # Settings and the limiter are read off app.state here rather than declared as
     # sub-dependencies: every route asks for the caller, and FastAPI's cost per request grows
     # with the number of dependency nodes (about a tenth of a cached advice answer each).
@@ -84,11 +100,12 @@ async def get_caller(request: Request,
         if settings.limits_when_open:
             await _charge(limiter, f"addr:{request.client.host if request.client else '?'}")
         return Principal(tenant=OPEN_TENANT, role="admin")
+    credentials = bearer_token(request)
     if credentials is None:
         raise _unauthorized("an API key is required: send Authorization: Bearer <key> "
                             "(create one with `optim-advisor keys create --tenant NAME`)")
     keys: AsyncKeyStore = state.api_keys
-    principal = await keys.principal(credentials.credentials)
+    principal = await keys.principal(credentials)
     if principal is None:
         raise _unauthorized("the API key is not valid (unknown, revoked or malformed)")
     await _charge(limiter, f"key:{principal.key_id}")
@@ -106,3 +123,14 @@ async def require_admin(caller: CallerDep) -> Principal:
 
 
 AdminDep = Annotated[Principal, Depends(require_admin)]
+
+
+def needs_caller(dependant: Dependant) -> bool:
+    """Whether a route's dependencies ask for the caller (then it takes an API key)."""
+    stack = [dependant]
+    while stack:
+        d = stack.pop()
+        if d.call is get_caller:
+            return True
+        stack.extend(d.dependencies)
+    return False

@@ -1,14 +1,18 @@
 """The OpenAPI document as the contract says: every error answer is an
 ``application/problem+json`` ``Problem`` (FastAPI's own 422 schema replaced), every operation has
-a ``default`` problem response, and the schemas the declarations refer to (problem, SSE event
-data, batch items) are in ``components``."""
+a ``default`` problem response, the schemas the declarations refer to (problem, SSE event
+data, batch items) are in ``components``, and each route that takes a key says so (its
+``security``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
 from app.api.responses import problem_content, problem_response
@@ -24,7 +28,22 @@ def _add(schemas: dict[str, Any], model: type[BaseModel]) -> None:
     schemas.setdefault(model.__name__, doc)
 
 
-def install(app: FastAPI, extra_models: list[type[BaseModel]]) -> None:
+def _declare_security(app: FastAPI, doc: dict[str, Any], schemes: dict[str, Any],
+                      secured: Callable[[Dependant], bool]) -> None:
+    doc["components"].setdefault("securitySchemes", {}).update(schemes)
+    requirement = [{name: []} for name in schemes]
+    for context in iter_route_contexts(app.routes):  # included routers' routes, prefixed
+        route = context.original_route
+        if isinstance(route, APIRoute) and route.include_in_schema and secured(route.dependant):
+            item = doc.get("paths", {}).get(context.path_format or route.path_format, {})
+            for method in route.methods:
+                if method.lower() in item:
+                    item[method.lower()]["security"] = requirement
+
+
+def install(app: FastAPI, extra_models: list[type[BaseModel]], *,
+            security: tuple[dict[str, Any], Callable[[Dependant], bool]] | None = None) -> None:
+    """``security``: the schemes, and which routes (by their dependencies) take them."""
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
             return app.openapi_schema
@@ -42,6 +61,8 @@ def install(app: FastAPI, extra_models: list[type[BaseModel]]) -> None:
                 if "422" in responses:
                     responses["422"]["content"] = problem_content()
                 responses.setdefault("default", problem_response("default"))
+        if security is not None:
+            _declare_security(app, doc, *security)
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = doc

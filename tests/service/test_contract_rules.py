@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
+from app.api.deps import bearer_token
 from app.core.config import Settings
 from app.core.problems import PROBLEM_JSON
 from app.main import create_app
@@ -124,6 +126,29 @@ def test_operation_ids_tags_and_problem_schemas(doc: dict) -> None:
     schemas = doc["components"]["schemas"]
     assert schemas["RangeTestBatchRequest"]["properties"]["items"]["maxItems"] == 50
     assert schemas["AdviceBatchRequest"]["properties"]["items"]["maxItems"] == 100
+
+
+def test_every_route_that_takes_a_key_declares_the_bearer_scheme(doc: dict) -> None:
+    assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    secured = {op["operationId"] for item in doc["paths"].values() for op in item.values()
+               if op.get("security") == [{"HTTPBearer": []}]}
+    assert {"advise", "advise_batch", "submit_trials", "get_job", "cancel_job",
+            "stream_job_events", "list_rules", "diagnose", "metrics"} <= secured
+    open_ops = {op["operationId"] for item in doc["paths"].values() for op in item.values()
+                if "security" not in op}
+    assert {"healthz", "readyz"} <= open_ops  # probes need no key
+
+
+@pytest.mark.parametrize(("header", "token"), [
+    (None, None), ("Bearer oak_1", "oak_1"), ("bearer oak_1", "oak_1"),
+    ("BEARER oak_1 x", "oak_1 x"), ("Basic dXNlcjpw", None), ("Bearer", None),
+    ("Bearer ", None), ("", None)])
+def test_the_bearer_header_is_read_as_http_bearer_reads_it(header: str | None,
+                                                          token: str | None) -> None:
+    headers = [] if header is None else [(b"authorization", header.encode())]
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
+                       "query_string": b""})
+    assert bearer_token(request) == token
 
 
 def test_every_rule_the_advice_cites_resolves(client: TestClient) -> None:
