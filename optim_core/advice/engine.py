@@ -81,17 +81,21 @@ class _Trace:
     ref_used: bool = False
 
     def fire(self, *ids: str) -> None:
+        self._fire(ids)
+
+    def _fire(self, ids: Iterable[str]) -> None:
+        fired = self.fired
         for rid in ids:
-            if rid not in self.fired:
+            if rid not in fired:
                 if rid not in RULES_BY_ID:  # a typo in a row or the engine fails loudly
                     raise KeyError(f"unknown rule id {rid!r}")
-                self.fired[rid] = None
+                fired[rid] = None
 
     def why(self, field_: str, value: Any, ids: Iterable[str], text: str) -> None:
         """One entry per field: a later decision on the same field (a transfer, a bound)
         replaces the value and extends the reasoning it started from."""
         ids = list(dict.fromkeys(ids))
-        self.fire(*ids)
+        self._fire(ids)
         i = self.index.get(field_)
         if i is not None:
             old = self.entries[i]
