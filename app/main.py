@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                        max_connections=settings.redis_max_connections)
         app.state.cache_redis = async_client(settings.effective_cache_redis_url,
                                              timeout_s=settings.redis_socket_timeout_s,
-                                             max_connections=settings.redis_max_connections)
+                                             max_connections=settings.redis_max_connections,
+                                             decode_responses=False)  # bodies stay bytes
         # The advice cache holds its circuit-breaker state: one per app, over the cache Redis.
         app.state.advice_cache = AdviceCache(
             app.state.cache_redis, ttl_s=settings.advice_cache_ttl_s,

@@ -44,11 +44,12 @@ def sync_client(url: str, *, timeout_s: float, retries: int = 5, decode_response
 
 
 def async_client(url: str, *, timeout_s: float, max_connections: int, retries: int = 3,
-                 backoff_cap_s: float = 0.5) -> aioredis.Redis:
+                 backoff_cap_s: float = 0.5, decode_responses: bool = True) -> aioredis.Redis:
     """The API: a few quick retries (a request that cannot be served answers 503 fast) and a
     bounded pool; waiting for a free connection is bounded by the socket timeout too."""
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout_s, decode_responses=True,
+        url, max_connections=max_connections, timeout=timeout_s,
+        decode_responses=decode_responses,
         **_common(timeout_s),
         retry=AsyncRetry(ExponentialWithJitterBackoff(cap=backoff_cap_s, base=0.02), retries))
     return aioredis.Redis(connection_pool=pool)

@@ -1,8 +1,8 @@
 """Advice routes: validate, translate, delegate to ``optim_core.advice`` (torch-free).
 
 ``POST /v1/advice``, ``/v1/advice/batch``, ``/v1/schedules/preview`` and ``/v1/diagnose``.
-Advice bodies are serialised once (``model_dump_json``) and cached as that string; the ``cached``
-flag is spliced in front so a cache hit costs no JSON parse.
+Advice bodies are serialised once, to bytes, and cached as those bytes; the ``cached`` flag is
+spliced in front, so a cache hit costs no JSON parse and no text encoding.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.schemas.jobs import AdviceBatchRequest, BatchResult
 from app.services.advice_cache import cache_key
 from optim_core.advice.diagnose import Diagnosis, TrainingLog, diagnose
 from optim_core.advice.engine import advise
-from optim_core.advice.models import AdviceRequest, AdviceResponse
+from optim_core.advice.models import Advice, AdviceRequest, AdviceResponse
 from optim_core.errors import SpecError
 from optim_core.numerics.schedules import MAX_SAMPLE_POINTS, sample
 from optim_core.specs.schedule import ScheduleSpec
@@ -31,12 +31,17 @@ from optim_core.specs.schedule import ScheduleSpec
 router = APIRouter(tags=["advice"], route_class=ContractRoute)
 JSON = "application/json"
 _ITEM = TypeAdapter(AdviceRequest)  # compiled once, not per request
+_BODY = TypeAdapter(Advice)  # dump_json gives bytes: no str to encode again
 _ERRORS = problems(401, 422, 429, 503)
 AdviceBatchResult = BatchResult[AdviceResponse]
 
 
-def _with_cached(body: str, cached: bool) -> str:
-    return ('{"cached":true,' if cached else '{"cached":false,') + body[1:]
+def _with_cached(body: bytes, cached: bool) -> bytes:
+    return (b'{"cached":true,' if cached else b'{"cached":false,') + body[1:]
+
+
+def _advice_json(req: AdviceRequest) -> bytes:
+    return _BODY.dump_json(advise(req))
 
 
 @router.post("/advice", response_model=AdviceResponse, responses=_ERRORS,
@@ -49,7 +54,7 @@ async def post_advice(req: Annotated[AdviceRequest, Body(openapi_examples=exampl
     hit = (await cache.get_many([key]))[0]
     if hit is not None:
         return Response(_with_cached(hit, True), media_type=JSON)
-    body = advise(req).model_dump_json()
+    body = _advice_json(req)
     await cache.set_many({key: body})
     return Response(_with_cached(body, False), media_type=JSON)
 
@@ -84,10 +89,10 @@ async def post_advice_batch(batch: AdviceBatchRequest, settings: SettingsDep,
 
 
 def _parse_items(items: list[dict[str, Any]]
-                 ) -> tuple[list[AdviceRequest | str], dict[int, str]]:
+                 ) -> tuple[list[AdviceRequest | bytes], dict[int, str]]:
     """Each item validated (or its problem document, as JSON), and the cache key of each valid
     one by index."""
-    parsed: list[AdviceRequest | str] = []
+    parsed: list[AdviceRequest | bytes] = []
     for i, item in enumerate(items):
         try:
             # Through JSON, strictly, as a single body is validated (app.core.routing).
@@ -99,31 +104,31 @@ def _parse_items(items: list[dict[str, Any]]
     return parsed, keys
 
 
-def _answer_items(parsed: list[AdviceRequest | str], keys: dict[int, str],
-                  hits: dict[int, str | None]) -> tuple[str, dict[str, str]]:
+def _answer_items(parsed: list[AdviceRequest | bytes], keys: dict[int, str],
+                  hits: dict[int, bytes | None]) -> tuple[bytes, dict[str, bytes]]:
     """The batch's JSON body, advising each item the cache missed (once per distinct key), and
     those fresh bodies by key, for the cache."""
-    fresh: dict[str, str] = {}
-    parts: list[str] = []
+    fresh: dict[str, bytes] = {}
+    parts: list[bytes] = []
     ok = 0
     for i, p in enumerate(parsed):
-        if isinstance(p, str):
-            parts.append(f'{{"index":{i},"status":422,"problem":{p}}}')
+        if isinstance(p, bytes):
+            parts.append(b'{"index":%d,"status":422,"problem":%b}' % (i, p))
             continue
         body = hits.get(i)
         cached = body is not None
         if body is None:
-            body = fresh.get(keys[i]) or advise(p).model_dump_json()
+            body = fresh.get(keys[i]) or _advice_json(p)
             fresh[keys[i]] = body
         ok += 1
-        parts.append(f'{{"index":{i},"status":200,"result":{_with_cached(body, cached)}}}')
-    out = (f'{{"succeeded":{ok},"failed":{len(parsed) - ok},"items":[' + ",".join(parts)
-           + "]}")
+        parts.append(b'{"index":%d,"status":200,"result":%b}' % (i, _with_cached(body, cached)))
+    out = (b'{"succeeded":%d,"failed":%d,"items":[' % (ok, len(parsed) - ok)
+           + b",".join(parts) + b"]}")
     return out, fresh
 
 
-def _problem_json(problem: ProblemError, index: int) -> str:
-    return render(problem.to_dict(f"/v1/advice/batch#items[{index}]")).decode("utf-8")
+def _problem_json(problem: ProblemError, index: int) -> bytes:
+    return render(problem.to_dict(f"/v1/advice/batch#items[{index}]"))
 
 
 class SchedulePreviewRequest(BaseModel):
