@@ -252,10 +252,12 @@ class SearchAdvice(_Model):
 RULES_PATH = "/v1/rules/"
 
 
-# Plain frozen dataclasses: the engine makes ~25 of these per advice, and constructing a
-# dataclass costs a fraction of a pydantic model's; pydantic still validates, serialises and
-# documents them as part of ``Advice``.
-@dataclass(frozen=True)
+# Plain dataclasses with slots: the engine makes ~25 of these per advice, and constructing one
+# costs a fraction of a pydantic model's; pydantic still validates, serialises and documents them
+# as part of ``Advice``. Not frozen: a frozen dataclass sets each field through
+# object.__setattr__, which made building the rationale 2.4x slower (~45 µs of a ~150 µs advice);
+# nothing mutates them after the engine returns.
+@dataclass(slots=True)
 class RationaleEntry:
     field: str
     value: Any
@@ -266,10 +268,10 @@ class RationaleEntry:
     rule_links: list[str] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rule_links", [RULES_PATH + i for i in self.rule_ids])
+        self.rule_links = [RULES_PATH + i for i in self.rule_ids]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AdviceWarning:
     rule_ids: list[str]
     text: str
