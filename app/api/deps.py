@@ -73,6 +73,9 @@ CacheDep = Annotated[AdviceCache, Depends(get_advice_cache)]
 LimiterDep = Annotated[Limiter, Depends(get_limiter)]
 
 
+_OPEN_CALLER = Principal(tenant=OPEN_TENANT, role="admin")  # frozen: one for every request
+
+
 def _unauthorized(detail: str) -> ProblemError:
     return ProblemError(401, "Unauthorized", detail, type_="unauthorized",
                         headers={"WWW-Authenticate": 'Bearer realm="optim-advisor"'})
@@ -99,7 +102,7 @@ async def get_caller(request: Request) -> Principal:
     if settings.open_on(server[0] if server else None):
         if settings.limits_when_open:
             await _charge(limiter, f"addr:{request.client.host if request.client else '?'}")
-        return Principal(tenant=OPEN_TENANT, role="admin")
+        return _OPEN_CALLER
     credentials = bearer_token(request)
     if credentials is None:
         raise _unauthorized("an API key is required: send Authorization: Bearer <key> "
