@@ -71,9 +71,10 @@ def _g(x: float) -> str:
 
 @dataclass
 class _Trace:
-    # entries as [field, value, ids, text] with an index by field; models built once at the end
-    entries: list[list[Any]] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
+    # One RationaleEntry per field, kept in the order fields were first decided; the index finds
+    # an entry again when a later decision (a transfer, a bound) revises it.
+    entries: list[RationaleEntry] = field(default_factory=list)
+    index: dict[str, RationaleEntry] = field(default_factory=dict)
     warnings: list[AdviceWarning] = field(default_factory=list)
     fired: dict[str, None] = field(default_factory=dict)
     confidence: float = 0.85
@@ -94,20 +95,21 @@ class _Trace:
     def why(self, field_: str, value: Any, ids: Iterable[str], text: str) -> None:
         """One entry per field: a later decision on the same field (a transfer, a bound)
         replaces the value and extends the reasoning it started from."""
-        ids = list(dict.fromkeys(ids))
-        self._fire(ids)
-        i = self.index.get(field_)
-        if i is not None:
-            old = self.entries[i]
-            self.entries[i] = [field_, value, list(dict.fromkeys([*old[2], *ids])),
-                               f"{old[3]}; {text}"]
+        cited: list[str] = []
+        for rid in ids:  # 1-6 ids: a list scan is cheaper than building a dict
+            if rid not in cited:
+                cited.append(rid)
+        self._fire(cited)
+        old = self.index.get(field_)
+        if old is None:
+            entry = RationaleEntry(field_, value, cited, text)
+            self.index[field_] = entry
+            self.entries.append(entry)
             return
-        self.index[field_] = len(self.entries)
-        self.entries.append([field_, value, ids, text])
-
-    @property
-    def rationale(self) -> list[RationaleEntry]:
-        return [RationaleEntry(f, v, i, t) for f, v, i, t in self.entries]
+        old.value = value
+        old.text = f"{old.text}; {text}"
+        old.rule_ids.extend(rid for rid in cited if rid not in old.rule_ids)
+        old.__post_init__()  # the links follow the extended ids
 
     def warn(self, ids: list[str], text: str) -> None:
         self.fire(*ids)
@@ -255,7 +257,7 @@ class Engine:
         return Advice.model_construct(
             recipe=recipe, optimizer=optimizer, param_groups=groups, schedule=sched,
             clip_norm=clip, clip_basis=basis, peft=peft, batch_scaling=scaling, search=search,
-            monitor=monitor, rationale=tr.rationale, warnings=tr.warnings, confidence=conf,
+            monitor=monitor, rationale=tr.entries, warnings=tr.warnings, confidence=conf,
             confidence_label=label, rules_fired=list(tr.fired), rules_version=RULES_VERSION,
             optim_core_version=__version__, artefacts=artefacts)
 
