@@ -27,8 +27,8 @@ from optim_core.training.data import DataBundle, split_batch
 from optim_core.training.modes import eval_mode
 
 __all__ = ["BuiltCandidate", "ModelFactory", "PhasedProgress", "ProgressFn", "StopFn",
-           "TrialResult", "build_candidate", "candidate_label", "default_schedule", "evaluate",
-           "next_batch", "rewind", "run_candidate", "trial_result"]
+           "TrainStream", "TrialResult", "build_candidate", "candidate_label", "default_schedule",
+           "evaluate", "next_batch", "rewind", "run_candidate", "trial_result"]
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -172,6 +172,29 @@ def next_batch(it: Iterator[Any], loader: Iterable[Any]) -> tuple[Any, Iterator[
             return next(it), it
         except StopIteration:
             raise SpecError("the training data yielded no batches", field="data") from None
+
+
+class TrainStream:
+    """The training batches of one run, on ``device``: endless across epochs (re-iterating the
+    loader, which starts at ``epoch``'s order), with the cancel check between steps. Both trial
+    loops (sequential and batched) read their steps from one of these, so a step's batch, its
+    timing start and its cancel point are the same in both."""
+
+    def __init__(self, loader: Iterable[Any], device: torch.device, should_stop: StopFn | None,
+                 what: str, epoch: int = 0) -> None:
+        rewind(loader, epoch)  # same batches, same order, for every candidate
+        self._loader, self._it = loader, iter(loader)
+        self._device, self._should_stop, self._what = device, should_stop, what
+
+    def next(self, t: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """Step ``t``'s ``(x, y)`` on the device, and the ``perf_counter`` reading taken before
+        the copy (a step's time includes moving its batch)."""
+        if self._should_stop is not None and self._should_stop():
+            raise Cancelled(f"cancelled at step {t} of {self._what}")
+        batch, self._it = next_batch(self._it, self._loader)
+        x, y = split_batch(batch, field="data")
+        tick = time.perf_counter()
+        return x.to(self._device), y.to(self._device), tick
 
 
 def evaluate(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
@@ -320,16 +343,11 @@ def run_candidate(candidate: TrialCandidate, model_factory: ModelFactory, bundle
     val_losses: list[float] = []
     diverged_at: int | None = None
     seconds = 0.0
-    rewind(bundle.train, epoch)  # same batches, same order, for every candidate
-    batches: Iterator[Any] = iter(bundle.train)
+    stream = TrainStream(bundle.train, device, should_stop,
+                         f"trial {candidate_label(candidate)!r}", epoch)
 
     for t in range(steps):
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"cancelled at step {t} of trial {candidate_label(candidate)!r}")
-        batch, batches = next_batch(batches, bundle.train)
-        x, y = split_batch(batch, field="data")
-        tick = time.perf_counter()
-        x, y = x.to(device), y.to(device)
+        x, y, tick = stream.next(t)
         lr = float(optimizer.param_groups[0]["lr"])
         optimizer.zero_grad(set_to_none=True)
         loss = bundle.loss_fn(model(x), y)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +40,9 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from optim_core.errors import Cancelled
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
-from optim_core.training.data import DataBundle, split_batch
+from optim_core.training.data import DataBundle
 from optim_core.training.modes import eval_mode
 from optim_core.training.optimizers import optimizer_class
 from optim_core.training.trial_run import (
@@ -51,11 +50,10 @@ from optim_core.training.trial_run import (
     ModelFactory,
     PhasedProgress,
     StopFn,
+    TrainStream,
     TrialResult,
     build_candidate,
     candidate_label,
-    next_batch,
-    rewind,
     trial_result,
 )
 
@@ -192,11 +190,8 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                           "structures can share a forward")
     loss_of = _loss_of(base, bundle)
 
-    rewind(bundle.train, epoch)
-    batches: Iterator[Any] = iter(bundle.train)
-    first, batches = next_batch(batches, bundle.train)
-    x0, y0 = split_batch(first, field="data")
-    reason = _probe(base, cands, names, loss_of, x0.to(device), y0.to(device))
+    x0, y0, _ = TrainStream(bundle.train, device, None, "the probe", epoch).next(0)
+    reason = _probe(base, cands, names, loss_of, x0, y0)
     if reason is not None:
         return None, reason
 
@@ -205,18 +200,14 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
     group_label = ", ".join(candidate_label(c.candidate) for c in cands)
     where = dict(progress.where)
     progress.at(where.get("phase") or "trial", group_label, None, where.get("seed"))
-    rewind(bundle.train, epoch)  # the probe consumed a batch: start again, as sequentially
-    batches = iter(bundle.train)
+    # the probe consumed a batch: a new stream starts again, as sequentially
+    stream = TrainStream(bundle.train, device, should_stop, f"batched trials [{group_label}]",
+                         epoch)
     active = list(cands)
     for t in range(steps):
         if not active:
             break
-        if should_stop is not None and should_stop():
-            raise Cancelled(f"cancelled at step {t} of batched trials [{group_label}]")
-        batch, batches = next_batch(batches, bundle.train)
-        x, y = split_batch(batch, field="data")
-        tick = time.perf_counter()
-        x, y = x.to(device), y.to(device)
+        x, y, tick = stream.next(t)
         lrs = [float(c.built.optimizer.param_groups[0]["lr"]) for c in active]
         for c in active:
             c.built.optimizer.zero_grad(set_to_none=True)
