@@ -2,6 +2,7 @@
 
     python -m bench.lr_quality            # the full run: 8 problems x {AdamW, SGD+momentum} x 3 seeds
     python -m bench.lr_quality --quick    # a smoke run (one problem, one seed, a coarse grid)
+    python -m bench.lr_quality --summarise bench/results/lr_quality.json   # re-read, no training
 
 For every case (problem, optimizer, seed) one LR range test is run (``lr_range_test``, default
 config: 1e-7 -> 10 in 100 steps), and every rule reads its pick off that same curve:
@@ -110,6 +111,55 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def headroom(cases: list[dict[str, Any]], grid_lrs: list[float]) -> dict[str, Any]:
+    """How much any rule that reads the sweep's minimum could achieve on these cases.
+
+    ``sharp``: the share of cases where a single grid point is within 1.1x of the best, so that
+    the 1.1x target asks for the LR within half a grid step of the best grid LR.
+    ``offset_decades``: log10(the sweep's minimum / the best grid LR), over all cases and the
+    widest spread over seeds of one problem and optimizer. ``oracle_backoff``: the fixed back-off
+    (decades below the minimum) chosen *with hindsight* on these very cases to land the most picks
+    within half a grid step of the best grid LR, and that share: an upper bound for every
+    "minimum / constant" rule, ours included."""
+    step = math.log10(grid_lrs[1] / grid_lrs[0]) if len(grid_lrs) > 1 else 1.0
+    sharp, offsets, by_setting = 0, [], {}
+    for c in cases:
+        best = c["best_grid_loss"]
+        near = [g for g in c["grid"] if g["final_loss"] is not None and g["final_loss"] <= 1.1 * best]
+        sharp += len(near) == 1
+        lr_min = c["range_test"]["lr_at_min"]
+        if lr_min:
+            off = math.log10(lr_min / c["best_grid_lr"])
+            offsets.append(off)
+            by_setting.setdefault((c["problem"], c["optimizer"]), []).append(off)
+    if not offsets:
+        return {"cases": len(cases), "sharp": sharp / max(len(cases), 1)}
+    candidates = [k / 100 for k in range(0, 301)]
+    # ties go to the smallest back-off: of equally good picks, the one nearest the minimum
+    hits, neg_k = max((sum(abs(o - k) <= step / 2 + 1e-9 for o in offsets), -k)
+                      for k in candidates)
+    k_best = -neg_k
+    return {"cases": len(cases), "grid_step_decades": step, "sharp": sharp / len(cases),
+            "offset_decades": {"median": statistics.median(offsets), "min": min(offsets),
+                               "max": max(offsets), "stdev": statistics.pstdev(offsets),
+                               "widest_over_seeds": max(max(v) - min(v)
+                                                        for v in by_setting.values())},
+            "oracle_backoff": {"decades": k_best, "within_half_step": hits / len(offsets)}}
+
+
+def headroom_text(h: dict[str, Any]) -> str:
+    if "offset_decades" not in h:
+        return f"headroom: {h['cases']} cases, none with a sweep minimum"
+    o, b = h["offset_decades"], h["oracle_backoff"]
+    return (f"headroom ({h['cases']} cases): {100 * h['sharp']:.0f} % have one grid point within "
+            f"1.1x of the best (the target then needs the LR within {h['grid_step_decades'] / 2:.2f}"
+            f" decade); best LR sits {o['median']:+.2f} decades below the sweep's minimum "
+            f"(median; {o['min']:+.2f} … {o['max']:+.2f}, sd {o['stdev']:.2f}, up to "
+            f"{o['widest_over_seeds']:.2f} between seeds of one setting); the best fixed back-off "
+            f"in hindsight ({b['decades']:.2f} decades) lands {100 * b['within_half_step']:.0f} % "
+            "of cases within half a grid step")
+
+
 def table(summary: dict[str, Any], title: str) -> str:
     lines = [f"**{title}**", "", "| rule | cases | median regret | worst | within 1.1x | diverged |"
              " targets met |", "|---|---|---|---|---|---|---|"]
@@ -148,7 +198,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--optimizers", nargs="+", default=["adamw", "sgd"], choices=["adamw", "sgd"])
     ap.add_argument("--out", type=pathlib.Path, default=OUT)
+    ap.add_argument("--summarise", type=pathlib.Path, metavar="JSON",
+                    help="print the tables and the headroom of an earlier run; trains nothing")
     args = ap.parse_args(argv)
+    if args.summarise is not None:
+        doc = json.loads(args.summarise.read_text(encoding="utf-8"))
+        report(doc)
+        return doc
     if args.quick:
         args.seeds, args.steps, args.grid_per_decade = [0], 60, 2
         args.problems, args.optimizers = ["convex_logreg"], ["adamw"]
@@ -169,17 +225,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     split = {"all": cases, "fit": [c for c in cases if c["problem"] in FIT],
              "held_out": [c for c in cases if c["problem"] in HELD_OUT]}
     summary = {k: summarise(v) for k, v in split.items() if v}
-    doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs, "fit": list(FIT),
-           "held_out": list(HELD_OUT), "summary": summary, "cases": cases,
+    doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs,
+           "fit": list(FIT), "held_out": list(HELD_OUT), "summary": summary,
+           "headroom": headroom(cases, lrs), "cases": cases,
            "seconds": time.perf_counter() - t0, "torch": torch.__version__,
            "python": platform.python_version(), "quick": args.quick}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    for k, s in summary.items():
-        print("\n" + table(s, f"{k} ({len(split[k])} cases)"))
-    print("\n" + case_table(cases))
+    report(doc)
     print(f"\nwrote {args.out} in {doc['seconds']:.0f} s")
     return doc
+
+
+def report(doc: dict[str, Any]) -> None:
+    """The markdown tables and the headroom line of one run's document."""
+    cases = doc["cases"]
+    sizes = {"all": len(cases), "fit": sum(c["problem"] in doc["fit"] for c in cases),
+             "held_out": sum(c["problem"] in doc["held_out"] for c in cases)}
+    for k, s in doc["summary"].items():
+        print("\n" + table(s, f"{k} ({sizes[k]} cases)"))
+    print("\n" + case_table(cases))
+    print("\n" + headroom_text(headroom(cases, doc["grid"])))
 
 
 def _fin(v: float) -> float | None:

@@ -24,3 +24,44 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
+
+
+def _case(problem: str, best_lr: float, lr_at_min: float, losses: list[float],
+          lrs: list[float]) -> dict:
+    return {"problem": problem, "optimizer": "adamw", "best_grid_lr": best_lr,
+            "best_grid_loss": min(losses), "range_test": {"lr_at_min": lr_at_min},
+            "grid": [{"lr": lr, "final_loss": v} for lr, v in zip(lrs, losses, strict=True)]}
+
+
+def test_headroom_counts_sharp_cases_offsets_and_the_hindsight_backoff() -> None:
+    lrs = [0.01, 0.1, 1.0]  # one decade a step
+    cases = [
+        # sharp: only 0.1 within 1.1x; the minimum one decade above the best
+        _case("a", 0.1, 1.0, [2.0, 1.0, 3.0], lrs),
+        # flat: 0.01 and 0.1 both within 1.1x; minimum two decades above the best
+        _case("a", 0.1, 10.0, [1.05, 1.0, 2.0], lrs),
+        # the minimum at the best
+        _case("b", 0.1, 0.1, [2.0, 1.0, 1.5], lrs),
+    ]
+    h = lr_quality.headroom(cases, lrs)
+    assert math.isclose(h["grid_step_decades"], 1.0)
+    assert math.isclose(h["sharp"], 2 / 3)
+    o = h["offset_decades"]
+    assert math.isclose(o["median"], 1.0) and math.isclose(o["min"], 0.0)
+    assert math.isclose(o["max"], 2.0) and math.isclose(o["widest_over_seeds"], 1.0)
+    # offsets 1, 2, 0 with a half-step (0.5 decade) window: no single back-off covers all three;
+    # two back-offs cover two (0.5: offsets 0 and 1; 1.5: 1 and 2); the smaller one is chosen
+    assert math.isclose(h["oracle_backoff"]["decades"], 0.5)
+    assert math.isclose(h["oracle_backoff"]["within_half_step"], 2 / 3)
+    assert "headroom (3 cases)" in lr_quality.headroom_text(h)
+
+
+def test_summarise_rereads_a_run_without_training(tmp_path: pathlib.Path, capsys) -> None:
+    out = tmp_path / "q.json"
+    doc = lr_quality.main(["--quick", "--out", str(out)])
+    assert doc["headroom"]["cases"] == 1
+    capsys.readouterr()
+    again = lr_quality.main(["--summarise", str(out)])
+    assert again == json.loads(out.read_text())
+    printed = capsys.readouterr().out
+    assert "| recommended |" in printed and "headroom (1 cases)" in printed
