@@ -29,7 +29,8 @@ def loglog_interp(x: float, anchors: Sequence[tuple[float, float]]) -> float:
 def sig(x: float, digits: int = 3) -> float:
     """``x`` to ``digits`` significant digits: advice is read and typed by people, and the methods
     are not precise beyond that. Rounding is monotone, so monotone methods stay monotone."""
-    return float(f"{x:.{digits}g}")
+    # a constant format spec for the usual 3 digits: building ".{digits}g" per call cost a third
+    return float(format(x, ".3g" if digits == 3 else f".{digits}g"))
 
 
 def clamp(x: float, lo: float, hi: float) -> float:

@@ -348,6 +348,11 @@ RULES_VERSION: str = hashlib.sha256(
     (_version(RULES) + RECIPES_VERSION).encode()).hexdigest()[:16]
 
 
+# (rule id, name) → value, flattened once: the engine reads a dozen per advice.
+_PARAMS: MappingProxyType[tuple[str, str], Any] = MappingProxyType(
+    {(r.id, k): v for r in RULES for k, v in r.params.items()})
+
+
 def param(rule_id: str, name: str) -> Any:
     """A constant from a row: the engine reads numbers from the table, never its own copies."""
-    return RULES_BY_ID[rule_id].params[name]
+    return _PARAMS[rule_id, name]
