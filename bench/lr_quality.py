@@ -7,7 +7,10 @@
 For every case (problem, optimizer, seed) one LR range test is run (``lr_range_test``, default
 config: 1e-7 -> 10 in 100 steps), and every rule reads its pick off that same curve:
 ``recommended`` (ours), ``steepest`` (torch-lr-finder), ``valley`` (fastai's default),
-``minimum_div10`` (fastai's minimum / 10) and ``lightning`` (Lightning 2.5.3+). A fresh copy of
+``minimum_div10`` (fastai's minimum / 10) and ``lightning`` (Lightning 2.5.3+). ``trials`` is
+what a measure job adds: the service's short trials (``run_trials_on``: ×⅓/×1/×3 around
+``recommended``, extended past an edge winner) on *other* initial weights, and their winner's LR.
+A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -43,13 +46,42 @@ from bench.problems import Problem, full_loss, run_range_test, train_fixed_lr
 from optim_core.numerics.suggest import lightning
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
-RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning")
+RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials")
+# The trials pick trains other initial weights than the judged run (init offset k): a trial on the
+# judged init would be the judge's own training, and picking its best would be picking on the test.
+TRIALS_INIT_OFFSET = 1000
 TARGETS = {"median": 1.03, "worst": 1.2, "within_1.1": 0.9}
 
 
 def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
     n = per_decade * (hi_exp - lo_exp) + 1
     return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
+
+
+def trials_pick(problem: Problem, center: float, steps: int) -> tuple[float | None, dict]:
+    """What a measure job adds to the range test: the service's short trials
+    (``run_trials_on``, default ×⅓/×1/×3 around ``center``, extended past an edge winner) on
+    other initial weights, ranked by the full-data loss; the winner's peak LR."""
+    from optim_core.specs.experiment import DataInfo
+    from optim_core.specs.jobs import TrialsConfig
+    from optim_core.training.data import DataBundle
+    from optim_core.training.trials import run_trials_on
+
+    make = problem.make_model_init
+    if make is None or not center:
+        return None, {}
+    config = TrialsConfig(default_optimizers=[problem.optimizer_name], center_lr=center,
+                          steps=steps, eval_every=steps, val_batches=len(problem.batches))
+    # Train and validation are the problem's own batches: the score is the judge's measure.
+    bundle = DataBundle(train=problem.batches, val=problem.batches, loss_fn=problem.loss_fn,
+                        info=DataInfo(task="regression", input_kind="features", n_outputs=1))
+    result = run_trials_on(lambda: make(TRIALS_INIT_OFFSET), bundle, config)
+    best = result.best
+    if best.any_diverged:
+        return None, {"lrs": [t.peak_lr for t in result.trials], "all_diverged": True}
+    return best.peak_lr, {"lrs": [t.peak_lr for t in result.trials],
+                          "scores": [_fin(t.mean_score()) for t in result.trials],
+                          "at_edge": bool(result.verdict.get("at_edge"))}
 
 
 def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
@@ -66,11 +98,14 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
     curve = rt["curve"] if "curve" in rt else {"lrs": rt["lrs"], "losses": rt["losses"],
                                                 "raw_losses": rt["raw_losses"]}
     s["lightning"] = lightning(curve["lrs"], curve["losses"])
+    s["trials"], trials = (trials_pick(problem, s["recommended"], steps)
+                           if schedule == "warmup_cosine" else (None, {}))
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
-    for rule in RULES:
+    # the trials train the warmup-cosine schedule: against constant-LR judging they'd be unfair
+    for rule in (r for r in RULES if r != "trials" or schedule == "warmup_cosine"):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _fin(loss),
@@ -86,12 +121,18 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            "rules": rules}
+            "trials": trials, "rules": rules}
+
+
+def rules_of(cases: list[dict[str, Any]]) -> list[str]:
+    """The rules these cases were scored for (a run from before the trials pick has no such
+    row)."""
+    return [r for r in RULES if cases and all(r in c["rules"] for c in cases)]
 
 
 def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for rule in RULES:
+    for rule in rules_of(cases):
         regrets = [math.inf if c["rules"][rule]["diverged"] else c["rules"][rule]["regret"]
                    for c in cases]
         finite = [r for r in regrets if math.isfinite(r)]
@@ -172,11 +213,12 @@ def table(summary: dict[str, Any], title: str) -> str:
 
 
 def case_table(cases: list[dict[str, Any]]) -> str:
-    lines = ["| problem | opt | seed | best grid lr | " + " | ".join(RULES) + " |",
-             "|---|---|---|---|" + "---|" * len(RULES)]
+    rules = rules_of(cases)
+    lines = ["| problem | opt | seed | best grid lr | " + " | ".join(rules) + " |",
+             "|---|---|---|---|" + "---|" * len(rules)]
     for c in cases:
         cells = []
-        for rule in RULES:
+        for rule in rules:
             v = c["rules"][rule]
             cells.append("-" if v["lr"] is None else
                          f"{v['lr']:.2g} ({'div' if v['diverged'] else format(v['regret'], '.2f')})")

@@ -42,10 +42,11 @@ def _teacher_labels(g: torch.Generator, x: torch.Tensor, classes: int, hidden: i
 def _problem(name: str, opt: str, seed: int, make_model: Callable[[], nn.Module],
              batches: list[Batch], loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
              ) -> Problem:
-    def seeded() -> nn.Module:
-        torch.manual_seed(seed + 1)
+    def with_init(k: int) -> nn.Module:
+        torch.manual_seed(seed + 1 + k)
         return make_model()
-    return Problem(f"{name}/{opt}", seeded, batches, loss_fn, OPTIMIZERS[opt], opt)
+    return Problem(f"{name}/{opt}", lambda: with_init(0), batches, loss_fn, OPTIMIZERS[opt], opt,
+                   make_model_init=with_init)
 
 
 def convex_logreg(seed: int, opt: str) -> Problem:

@@ -47,6 +47,9 @@ class Problem:
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     make_optimizer: Callable[[list[nn.Parameter], float], torch.optim.Optimizer]
     optimizer_name: str
+    #: The same architecture with other initial weights (offset k of the init seed; None: the
+    #: problem has one init only) — what a trial that must not see the judged init trains.
+    make_model_init: Callable[[int], nn.Module] | None = None
 
 
 def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int) -> list[Batch]:
