@@ -236,6 +236,13 @@ class Verdict(_Result):
     score: float | None = None
     runner_up: Gap | None = None
     best_other_optimizer: Gap | None = None
+    next_up: Gap | None = Field(
+        default=None, description="the winner's optimizer at the next higher LR tried (None: the "
+                                  "winner is its highest)")
+    near_stability_edge: bool = Field(
+        default=False, description="next_up diverged or scored at least twice the winner's: "
+                                   "the winning LR is just below where training breaks, and "
+                                   "that point moves with the initial weights and batch order")
     confidence: Literal["high", "medium", "low", "unmeasured", "none"] = Field(
         description="high: gap >= 2x the spread over seeds; medium: 1-2x; low: within it; "
                     "unmeasured: one seed; none: nothing won")

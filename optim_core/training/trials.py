@@ -392,6 +392,11 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
     runner = gap(ranking[1] if len(ranking) > 1 else None)
     other_opt = next((j for j in ranking[1:] if trials[j].optimizer["name"] != name), None)
     vs_opt = gap(other_opt)
+    # The winner's optimizer, one LR up: where that step diverges or doubles the score, the winner
+    # is just below the edge of stability, and that edge moves with the initial weights and the
+    # batch order (bench/lr_quality.py's trials row: 4 of 48 winners diverged on another init).
+    next_up = gap(next((j for j in _grid_of(trials, name)
+                        if trials[j].peak_lr > best.peak_lr), None))
     if runner is None:
         confidence = "unmeasured"
     elif runner["diverged"]:
@@ -419,8 +424,17 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
     sentence = "; ".join(p for p in parts if p) + f"; confidence {confidence}: {sure}."
     if edge.get("at_edge"):
         sentence += " " + edge["note"][0].upper() + edge["note"][1:] + "."
+    near_edge = next_up is not None and (next_up["diverged"] or (next_up["relative"] or 0) >= 1)
+    if near_edge:
+        assert next_up is not None
+        what = ("diverged" if next_up["diverged"] else
+                f"scored {1 + next_up['relative']:.2g}x the winner's")
+        sentence += (f" The next higher LR tried, {next_up['label']}, {what}: the winner sits near "
+                     "the edge of stability, which moves with the initial weights and the batch "
+                     "order; confirm it with seeds >= 2 before the full run.")
     return {"label": best.label, "optimizer": name, "lr": best.peak_lr, "score": score,
-            "runner_up": runner, "best_other_optimizer": vs_opt, "confidence": confidence,
+            "runner_up": runner, "best_other_optimizer": vs_opt, "next_up": next_up,
+            "near_stability_edge": near_edge, "confidence": confidence,
             "at_edge": bool(edge.get("at_edge")), "sentence": sentence}
 
 

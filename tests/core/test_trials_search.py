@@ -4,6 +4,7 @@ how sure."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -12,7 +13,7 @@ from optim_core.errors import SpecError
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import ProgressEvent
-from optim_core.training.trials import run_trials_on
+from optim_core.training.trials import _rank, _verdict, run_trials_on
 from tests.core.test_trials import _setup
 
 
@@ -138,3 +139,39 @@ def test_planned_steps_cover_seeds_and_extensions() -> None:
     assert c.planned_steps() == (2 * 3 + 2 * 2) * 100 * 2 + 2 * 50
     cands = [TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=1e-3))]
     assert TrialsConfig(candidates=cands, steps=10).planned_steps() == 10
+
+
+def _adamw(*lrs: float) -> TrialsConfig:
+    return TrialsConfig(candidates=[TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=lr))
+                                    for lr in lrs], steps=30, eval_every=10)
+
+
+def test_a_winner_whose_next_higher_lr_is_far_worse_is_said_to_sit_near_the_edge() -> None:
+    result = run_trials_on(*_setup(), _adamw(0.003, 0.01, 10.0))
+    v = result.verdict
+    assert v["lr"] == 0.01  # lr 10 trains, but ~20x worse
+    assert v["next_up"]["label"] == result.trials[2].label and v["next_up"]["relative"] >= 1
+    assert v["near_stability_edge"] and "edge of stability" in v["sentence"]
+    assert "seeds >= 2 before the full run" in v["sentence"]
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_a_next_step_that_trains_comparably_gives_no_edge_warning() -> None:
+    result = run_trials_on(*_setup(), _adamw(0.01, 0.03, 1.0, 10.0))
+    v = result.verdict
+    assert v["lr"] == 0.03 and v["next_up"]["label"] == result.trials[2].label
+    assert 0 <= v["next_up"]["relative"] < 1  # lr 1 is worse, but not twice as bad
+    assert not v["near_stability_edge"] and "edge of stability" not in v["sentence"]
+
+
+def test_a_diverged_next_step_warns_and_the_top_lr_has_no_next_step() -> None:
+    base = run_trials_on(*_setup(), _adamw(0.003, 0.01, 10.0))
+    trials = list(base.trials)
+    trials[2] = dataclasses.replace(trials[2], diverged=True, diverged_at=3)
+    v = _verdict(trials, _rank(trials), 1, {})
+    assert v["lr"] == 0.01 and v["next_up"]["diverged"] and v["near_stability_edge"]
+    assert f"{trials[2].label}, diverged" in v["sentence"]
+    top = run_trials_on(*_setup(), TrialsConfig(
+        center_lr=1e-3, default_optimizers=["adamw"], lr_factors=[1 / 3, 1.0], steps=30,
+        eval_every=10, extend_edges=0)).verdict
+    assert top["lr"] == 1e-3 and top["next_up"] is None and not top["near_stability_edge"]
