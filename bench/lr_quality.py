@@ -81,7 +81,8 @@ def trials_pick(problem: Problem, center: float, steps: int) -> tuple[float | No
         return None, {"lrs": [t.peak_lr for t in result.trials], "all_diverged": True}
     return best.peak_lr, {"lrs": [t.peak_lr for t in result.trials],
                           "scores": [_fin(t.mean_score()) for t in result.trials],
-                          "at_edge": bool(result.verdict.get("at_edge"))}
+                          "at_edge": bool(result.verdict.get("at_edge")),
+                          "near_stability_edge": bool(result.verdict["near_stability_edge"])}
 
 
 def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
@@ -188,6 +189,18 @@ def headroom(cases: list[dict[str, Any]], grid_lrs: list[float]) -> dict[str, An
             "oracle_backoff": {"decades": k_best, "within_half_step": hits / len(offsets)}}
 
 
+def trials_warnings(cases: list[dict[str, Any]]) -> dict[str, int] | None:
+    """How the trials verdict's near_stability_edge warning matched the winners that went badly
+    on the judged run (diverged, or regret > 2): a warning is only useful if it fires there."""
+    if not cases or not all("near_stability_edge" in (c.get("trials") or {}) for c in cases):
+        return None
+    bad = [c["rules"]["trials"]["diverged"] or (c["rules"]["trials"]["regret"] or 0) > 2
+           for c in cases]
+    warned = [c["trials"]["near_stability_edge"] for c in cases]
+    return {"bad": sum(bad), "bad_warned": sum(b and w for b, w in zip(bad, warned, strict=True)),
+            "warned": sum(warned)}
+
+
 def headroom_text(h: dict[str, Any]) -> str:
     if "offset_decades" not in h:
         return f"headroom: {h['cases']} cases, none with a sweep minimum"
@@ -269,7 +282,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     summary = {k: summarise(v) for k, v in split.items() if v}
     doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs,
            "fit": list(FIT), "held_out": list(HELD_OUT), "summary": summary,
-           "headroom": headroom(cases, lrs), "cases": cases,
+           "headroom": headroom(cases, lrs), "trials_warnings": trials_warnings(cases),
+           "cases": cases,
            "seconds": time.perf_counter() - t0, "torch": torch.__version__,
            "python": platform.python_version(), "quick": args.quick}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -288,6 +302,11 @@ def report(doc: dict[str, Any]) -> None:
         print("\n" + table(s, f"{k} ({sizes[k]} cases)"))
     print("\n" + case_table(cases))
     print("\n" + headroom_text(headroom(cases, doc["grid"])))
+    w = trials_warnings(cases)
+    if w is not None:
+        print(f"trials: {w['bad']} winners diverged or had regret > 2 on the judged run; the "
+              f"verdict warned (near_stability_edge) on {w['bad_warned']} of them, and on "
+              f"{w['warned']} cases in all")
 
 
 def _fin(v: float) -> float | None:

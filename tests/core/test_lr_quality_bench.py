@@ -23,6 +23,8 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
             assert math.isclose(r["regret"], r["final_loss"] / case["best_grid_loss"])
     # the trials pick: the service's trials ran (x1/3, x1, x3 at least) and their winner was judged
     assert len(case["trials"]["lrs"]) >= 3 and case["rules"]["trials"]["lr"] in case["trials"]["lrs"]
+    w = doc["trials_warnings"]
+    assert w["warned"] == int(case["trials"]["near_stability_edge"]) and w["bad_warned"] <= w["bad"]
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
