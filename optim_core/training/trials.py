@@ -367,7 +367,9 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
              edges: dict[str, Any]) -> dict[str, Any]:
     """Which LR and optimizer won, by how much (relative score gap to the runner-up and to the
     best other optimizer) and how sure: with several seeds, the gap over the larger score spread
-    of the two (>= 2: high, >= 1: medium, else low); with one seed the noise is not measured."""
+    of the two (>= 2: high, >= 1: medium, else low); with one seed the noise is not measured.
+    ``next_up`` is the winner's optimizer one LR up; ``near_stability_edge`` says that step
+    diverged or scored at least twice the winner's (scores are losses, so positive)."""
     best = trials[ranking[0]]
     if best.any_diverged:
         return {"label": None, "optimizer": None, "lr": None, "confidence": "none",
@@ -429,9 +431,11 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
         assert next_up is not None
         what = ("diverged" if next_up["diverged"] else
                 f"scored {1 + next_up['relative']:.2g}x the winner's")
+        check = ("confirm it with seeds >= 2 before the full run" if seeds < 2 else
+                 "a longer run than the trials' can still break at it")
         sentence += (f" The next higher LR tried, {next_up['label']}, {what}: the winner sits near "
                      "the edge of stability, which moves with the initial weights and the batch "
-                     "order; confirm it with seeds >= 2 before the full run.")
+                     f"order; {check}.")
     return {"label": best.label, "optimizer": name, "lr": best.peak_lr, "score": score,
             "runner_up": runner, "best_other_optimizer": vs_opt, "next_up": next_up,
             "near_stability_edge": near_edge, "confidence": confidence,

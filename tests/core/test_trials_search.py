@@ -171,6 +171,8 @@ def test_a_diverged_next_step_warns_and_the_top_lr_has_no_next_step() -> None:
     v = _verdict(trials, _rank(trials), 1, {})
     assert v["lr"] == 0.01 and v["next_up"]["diverged"] and v["near_stability_edge"]
     assert f"{trials[2].label}, diverged" in v["sentence"]
+    # with seeds measured already, the sentence does not ask for them again
+    assert "a longer run" in _verdict(trials, _rank(trials), 3, {})["sentence"]
     top = run_trials_on(*_setup(), TrialsConfig(
         center_lr=1e-3, default_optimizers=["adamw"], lr_factors=[1 / 3, 1.0], steps=30,
         eval_every=10, extend_edges=0)).verdict
