@@ -44,6 +44,10 @@ import torch
 from bench.lr_quality_problems import FIT, HELD_OUT, PROBLEMS
 from bench.problems import Problem, full_loss, run_range_test, train_fixed_lr
 from optim_core.numerics.suggest import lightning
+from optim_core.specs.experiment import DataInfo
+from optim_core.specs.jobs import TrialsConfig
+from optim_core.training.data import DataBundle
+from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials")
@@ -62,11 +66,6 @@ def trials_pick(problem: Problem, center: float, steps: int) -> tuple[float | No
     """What a measure job adds to the range test: the service's short trials
     (``run_trials_on``, default ×⅓/×1/×3 around ``center``, extended past an edge winner) on
     other initial weights, ranked by the full-data loss; the winner's peak LR."""
-    from optim_core.specs.experiment import DataInfo
-    from optim_core.specs.jobs import TrialsConfig
-    from optim_core.training.data import DataBundle
-    from optim_core.training.trials import run_trials_on
-
     make = problem.make_model_init
     if make is None or not center:
         return None, {}
@@ -77,12 +76,12 @@ def trials_pick(problem: Problem, center: float, steps: int) -> tuple[float | No
                         info=DataInfo(task="regression", input_kind="features", n_outputs=1))
     result = run_trials_on(lambda: make(TRIALS_INIT_OFFSET), bundle, config)
     best = result.best
-    if best.any_diverged:
-        return None, {"lrs": [t.peak_lr for t in result.trials], "all_diverged": True}
-    return best.peak_lr, {"lrs": [t.peak_lr for t in result.trials],
-                          "scores": [_fin(t.mean_score()) for t in result.trials],
-                          "at_edge": bool(result.verdict.get("at_edge")),
-                          "near_stability_edge": bool(result.verdict["near_stability_edge"])}
+    detail = {"lrs": [t.peak_lr for t in result.trials],
+              "scores": [_fin(t.mean_score()) for t in result.trials],
+              "at_edge": bool(result.verdict.get("at_edge")),
+              "near_stability_edge": bool(result.verdict.get("near_stability_edge"))}
+    # every candidate diverged: no pick (the rule's row then reads diverged)
+    return (None if best.any_diverged else best.peak_lr), detail
 
 
 def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
@@ -301,8 +300,9 @@ def report(doc: dict[str, Any]) -> None:
     for k, s in doc["summary"].items():
         print("\n" + table(s, f"{k} ({sizes[k]} cases)"))
     print("\n" + case_table(cases))
-    print("\n" + headroom_text(headroom(cases, doc["grid"])))
-    w = trials_warnings(cases)
+    # a document from before these were stored has the cases to derive them from
+    print("\n" + headroom_text(doc.get("headroom") or headroom(cases, doc["grid"])))
+    w = doc.get("trials_warnings") or trials_warnings(cases)
     if w is not None:
         print(f"trials: {w['bad']} winners diverged or had regret > 2 on the judged run; the "
               f"verdict warned (near_stability_edge) on {w['bad_warned']} of them, and on "
