@@ -4,6 +4,7 @@ preview, diagnose, and problem+json for bad fields."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 from typing import Any
@@ -91,6 +92,29 @@ def test_cache_writes_wait_for_their_window_or_a_full_batch() -> None:
             assert _stored_advice(within_s=0) == []  # behind the response, in its window
             assert c.post("/v1/advice", json={**SPEC, "batch_size": 512}).status_code == 200
             assert len(_stored_advice(within_s=20, want=2)) == 2  # the batch filled: sent
+    finally:
+        _clear_advice()
+
+
+def test_a_write_larger_than_the_batch_goes_out_in_batches_each_with_the_ttl() -> None:
+    _clear_advice()
+    app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
+                              advice_cache_write_batch=2, advice_cache_ttl_s=600))
+    items = [{**SPEC, "batch_size": 64 * (i + 1)} for i in range(5)]
+    try:
+        with TestClient(app) as c:
+            r = c.post("/v1/advice/batch", json={"items": items})
+            assert r.json()["succeeded"] == 5
+        stored = _stored_advice(within_s=0)  # shutdown drained every chunk
+        assert len(stored) == 5
+        store = redis.Redis.from_url(CACHE_URL)
+        assert all(0 < store.ttl(k) <= 600 for k in stored)
+        # what Redis holds is the answer's body as sent, less the ``cached`` flag
+        sent = r.json()["items"][3]["result"]
+        key = cache_key(AdviceRequest.model_validate(items[3]))
+        held = json.loads(store.get(key))
+        store.close()
+        assert {**held, "cached": sent["cached"]} == sent
     finally:
         _clear_advice()
 
