@@ -3,17 +3,12 @@ an advice miss, and the miss again with the engine's answer replaced by a fixed 
 costs besides the engine and its JSON).
 
     .venv/bin/python bench/advice_cpu.py [--requests 1000] [--rounds 5]
-    .venv/bin/python bench/advice_cpu.py --writes [--batch 40]
 
 No sockets and no load generator: ``process_time`` over ``--requests`` calls of the app, the
 minimum (and the median) of ``--rounds`` interleaved rounds. It uses the Redis of
 ``$BENCH_REDIS`` (default db 13, as bench/advice_bench.py) for the advice cache. Where
 advice_bench.py says how fast the service is, this says where a request's CPU goes; the two
 differ by the HTTP server's own share (uvicorn's parser and transport), which every request pays.
-
-``--writes`` measures instead what writing a miss's body to Redis costs the API: CPU per key of
-the cache's own write (``AdviceCache.set_many`` + ``drain``, a batch of ``--batch`` keys as one
-write window gathers under load) against a redis-py pipeline of one SET per key.
 """
 
 from __future__ import annotations
@@ -108,57 +103,11 @@ async def measure(requests: int, rounds: int) -> dict[str, Any]:
             for k, v in per_request.items()}
 
 
-async def measure_writes(batch: int, rounds: int, keys: int = 4000) -> dict[str, Any]:
-    """CPU per key written: the advice cache's write against a pipeline of SETs (same keys,
-    same ~10 KB bodies, same TTL), interleaved over ``rounds``."""
-    import redis.asyncio as aioredis
-
-    from app.services.advice_cache import AdviceCache
-
-    client = aioredis.Redis.from_url(os.environ["BENCH_REDIS"], decode_responses=False)
-    body = os.urandom(5000).hex().encode()
-    cache = AdviceCache(client, ttl_s=60, timeout_s=5.0, retry_after_s=1.0,
-                        write_window_s=60.0, write_batch=batch)
-    per_key: dict[str, list[float]] = {"cache_write": [], "pipeline_of_sets": []}
-    try:
-        for r in range(rounds):
-            names = [[f"advice:bench:{r}:{i}:{j}" for j in range(batch)]
-                     for i in range(keys // batch)]
-            t0 = time.process_time()
-            for chunk in names:
-                await cache.set_many(dict.fromkeys(chunk, body))
-                await cache.drain()
-            per_key["cache_write"].append((time.process_time() - t0) / keys * 1e6)
-            t0 = time.process_time()
-            for chunk in names:
-                pipe = client.pipeline(transaction=False)
-                for name in chunk:
-                    pipe.set(name, body, ex=60)
-                await pipe.execute()
-            per_key["pipeline_of_sets"].append((time.process_time() - t0) / keys * 1e6)
-            assert cache.available, "a write failed (the circuit opened)"
-    finally:
-        written = [k async for k in client.scan_iter("advice:bench:*")]
-        if written:
-            await client.delete(*written)
-        await client.aclose()
-    return {"batch": batch, **{k: {"min_us_per_key": min(v),
-                                   "median_us_per_key": statistics.median(v)}
-                               for k, v in per_key.items()}}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--writes", action="store_true", help="measure the cache's Redis writes")
-    ap.add_argument("--batch", type=int, default=40,
-                    help="keys per write (--writes); 40 is a 20 ms window at 2,000 misses/s")
     args = ap.parse_args()
-    if args.writes:
-        out = asyncio.run(measure_writes(args.batch, args.rounds))
-        print(json.dumps(out, indent=2))
-        return
     out = asyncio.run(measure(args.requests, args.rounds))
     h, m, f = (out[k]["min_us"] for k in ("healthz", "miss", "miss_fixed_engine"))
     out["engine_and_json_share_of_miss"] = (m - f) / m

@@ -42,9 +42,9 @@ class Settings(WorkerSettings):
     advice_cache_retry_after_s: float = Field(
         default=5.0, ge=0, le=3600, description="skip the cache this long after a cache error")
     # Writes go out behind the responses, gathered for up to this long (or until
-    # advice_cache_write_batch wait) into one script call: a write of its own per miss cost the
-    # API about as much CPU as a fresh advice, so a miss that paid one each was twice a miss. A
-    # write lost in the window (a crash) costs one recomputation elsewhere, nothing more.
+    # advice_cache_write_batch wait): one pipeline costs the API about as much CPU as a fresh
+    # advice, so a miss that paid one each was twice a miss. A write lost in the window (a
+    # crash) costs one recomputation elsewhere, nothing more.
     advice_cache_write_window_s: float = Field(default=0.02, ge=0, le=60)
     advice_cache_write_batch: int = Field(default=256, ge=1, le=10_000)
     # A Redis read costs about half a fresh advice: below this hit rate of recent reads, misses

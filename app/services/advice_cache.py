@@ -31,18 +31,6 @@ from optim_core.advice.rules import RULES_VERSION
 
 log = logging.getLogger("app.advice_cache")
 PREFIX = "advice:v2:"
-# Every waiting write as one command: redis-py packs each command of a pipeline in Python, about
-# 20 µs of the API's CPU per SET of a ~10 KB body, where one EVALSHA over many keys packs its
-# arguments once (about 7 µs a key; bench/advice_cpu.py --writes). Keys are this module's own
-# hashes and the script is a constant: nothing from a request is executed. One Redis, not a
-# cluster: a multi-key script needs its keys in one slot.
-_SET_ALL_LUA = """
-local ttl = ARGV[1]
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, ARGV[i + 1], 'EX', ttl)
-end
-return #KEYS
-"""
 _VERSIONS = f"rules={RULES_VERSION};optim_core={__version__};".encode()
 
 
@@ -109,7 +97,6 @@ class AdviceCache:
         self._reader: asyncio.Task[None] | None = None
         self.read_policy = read_policy or ReadPolicy(floor=0.0, probe_every=1)
         self._probes: set[asyncio.Task[list[bytes | None]]] = set()  # held: tasks are weak refs
-        self._set_all = client.register_script(_SET_ALL_LUA)
 
     @property
     def available(self) -> bool:
@@ -192,7 +179,7 @@ class AdviceCache:
 
     async def set_many(self, items: dict[str, bytes]) -> None:
         """Remember locally now; write to Redis behind the response: the writes of every miss
-        in the write window go out as one script call, so a miss does not wait for Redis and a
+        in the write window go out as one pipeline, so a miss does not wait for Redis and a
         burst of misses costs one round trip."""
         for key, value in items.items():
             self._remember(key, value)
@@ -208,21 +195,19 @@ class AdviceCache:
         await self._gather_writes()
         while self._pending:
             items, self._pending = self._pending, {}
-            keys = list(items)
             try:
-                # at most write_batch keys a call: a script holds Redis until it returns
-                for i in range(0, len(keys), self._write_batch):
-                    chunk = keys[i:i + self._write_batch]
-                    async with asyncio.timeout(self._timeout):
-                        await self._set_all(keys=chunk,
-                                            args=[self._ttl, *(items[k] for k in chunk)])
+                async with asyncio.timeout(self._timeout):
+                    pipe = self._client.pipeline(transaction=False)
+                    for key, value in items.items():
+                        pipe.set(key, value, ex=self._ttl)
+                    await pipe.execute()
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
                 self._pending.clear()
                 return
 
     async def _gather_writes(self) -> None:
-        """Let other misses join the write: those of this loop iteration, and with a write
+        """Let other misses join the pipeline: those of this loop iteration, and with a write
         window those of the next ``write_window_s``, or until ``write_batch`` are waiting."""
         if self._write_window <= 0:
             await asyncio.sleep(0)

@@ -96,7 +96,7 @@ def test_cache_writes_wait_for_their_window_or_a_full_batch() -> None:
         _clear_advice()
 
 
-def test_a_write_larger_than_the_batch_goes_out_in_batches_each_with_the_ttl() -> None:
+def test_stored_bodies_carry_the_ttl_and_the_bytes_as_sent() -> None:
     _clear_advice()
     app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
                               advice_cache_write_batch=2, advice_cache_ttl_s=600))
