@@ -43,6 +43,13 @@ class TrialsConfig(_Spec):
     default_optimizers: list[OptimizerName] = Field(
         default_factory=lambda: ["adamw", "sgd"], min_length=1, max_length=4,
         description="used without candidates, each with OptimizerSpec's defaults (W11)")
+    clip_norm: float | None = Field(
+        default=1.0, gt=0.0, le=1e6,
+        description="global gradient-norm clip τ (O7.4) of the candidates made from "
+                    "default_optimizers and of their edge extensions; None = off, to compare LRs "
+                    "under the recipe of a full run that does not clip (clipping lets a trial "
+                    "survive an LR at which the unclipped run diverges). Candidates given "
+                    "explicitly carry their own")
     center_lr: float | None = Field(default=None, gt=0.0, le=MAX_LR)
     lr_factors: list[Annotated[float, Field(gt=0.0, le=1000.0)]] = Field(
         default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1, max_length=7)

@@ -138,6 +138,7 @@ def _default_candidates(config: TrialsConfig, centers: dict[str, float],
             if key not in index:
                 index[key] = len(out)
                 out.append((TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr),
+                                           clip_norm=config.clip_norm,
                                            label=f"{name} lr={lr:.3g}"), []))
             if requested > MAX_LR:
                 out[index[key]][1].append(requested)
@@ -516,7 +517,7 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 if lr == edge_lr:
                     break  # capped at MAX_LR: nothing further to try
                 c = TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr),
-                                   label=f"{name} lr={lr:.3g}")
+                                   clip_norm=config.clip_norm, label=f"{name} lr={lr:.3g}")
                 c, how = _with_schedule(c, config, cycle_div(c))
                 tracker.total += config.steps * config.seeds
                 new = runner.run([c], [[]] if clipped else [], "extension")[0]

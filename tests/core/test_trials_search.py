@@ -42,6 +42,21 @@ def test_a_winner_at_the_low_edge_extends_the_grid_below_it() -> None:
     assert all(e.phase == "trial" and e.candidate_lr in lrs[:3] for e in events[:3])
 
 
+def test_default_candidates_and_their_extensions_clip_as_the_config_says() -> None:
+    # A full run that does not clip is compared under its own recipe: clip_norm None reaches
+    # every default candidate and every extension, and each result records it.
+    base = dict(center_lr=3.0, default_optimizers=["adamw"], steps=10, eval_every=10,
+                extend_edges=1)
+    off = run_trials_on(*_setup(), TrialsConfig(**base, clip_norm=None))
+    assert [t.phase for t in off.trials] == ["trial"] * 3 + ["extension"]
+    assert [t.clip_norm for t in off.trials] == [None] * 4
+    on = run_trials_on(*_setup(), TrialsConfig(**base))
+    assert [t.clip_norm for t in on.trials] == [1.0] * 4  # the default: O7.4's clip
+    assert TrialsConfig(**base, clip_norm=0.5).model_dump()["clip_norm"] == 0.5
+    with pytest.raises(ValueError, match="clip_norm"):
+        TrialsConfig(**base, clip_norm=0.0)
+
+
 def test_a_winner_inside_the_grid_is_not_extended() -> None:
     config = TrialsConfig(center_lr=0.01, default_optimizers=["adamw"], steps=30, eval_every=10,
                           lr_factors=[1 / 30, 1.0, 30.0])
