@@ -9,8 +9,13 @@ config: 1e-7 -> 10 in 100 steps), and every rule reads its pick off that same cu
 ``recommended`` (ours), ``steepest`` (torch-lr-finder), ``valley`` (fastai's default),
 ``minimum_div10`` (fastai's minimum / 10) and ``lightning`` (Lightning 2.5.3+). ``trials`` is
 what a measure job adds: the service's short trials (``run_trials_on``: ×⅓/×1/×3 around
-``recommended``, extended past an edge winner) on *other* initial weights, and their winner's LR.
-A fresh copy of
+``recommended``, extended past an edge winner) on *other* initial weights, under the judged
+run's recipe (same optimizer, schedule and steps, no clipping: ``clip_norm=None``), and their
+winner's LR.
+``trials_followed`` is the same job run as its verdict asks: where the one-seed verdict warns
+that the winner sits near the edge of stability, the trials are run again with ``seeds=2`` (two
+further initial weights, ranked by their mean score, so a candidate that diverges on either seed
+loses), and that winner is taken; elsewhere it is the ``trials`` pick. A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -50,7 +55,8 @@ from optim_core.training.data import DataBundle
 from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
-RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials")
+RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
+         "trials_followed")
 # The trials pick trains other initial weights than the judged run (init offset k): a trial on the
 # judged init would be the judge's own training, and picking its best would be picking on the test.
 TRIALS_INIT_OFFSET = 1000
@@ -62,21 +68,29 @@ def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
     return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
 
 
-def trials_pick(problem: Problem, center: float, steps: int) -> tuple[float | None, dict]:
+def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1
+                ) -> tuple[float | None, dict]:
     """What a measure job adds to the range test: the service's short trials
     (``run_trials_on``, default ×⅓/×1/×3 around ``center``, extended past an edge winner) on
-    other initial weights, ranked by the full-data loss; the winner's peak LR."""
+    other initial weights (one per seed), ranked by the full-data loss; the winner's peak LR."""
     make = problem.make_model_init
     if make is None or not center:
         return None, {}
+    # The judged run does not clip, so neither do the trials: a clipped trial survives LRs at
+    # which the unclipped run diverges, and its winner would be picked under another recipe.
     config = TrialsConfig(default_optimizers=[problem.optimizer_name], center_lr=center,
-                          steps=steps, eval_every=steps, val_batches=len(problem.batches))
+                          steps=steps, eval_every=steps, val_batches=len(problem.batches),
+                          seeds=seeds, clip_norm=None)
     # Train and validation are the problem's own batches: the score is the judge's measure.
     bundle = DataBundle(train=problem.batches, val=problem.batches, loss_fn=problem.loss_fn,
                         info=DataInfo(task="regression", input_kind="features", n_outputs=1))
-    result = run_trials_on(lambda: make(TRIALS_INIT_OFFSET), bundle, config)
+
+    def factory(seed_offset: int = 0) -> torch.nn.Module:
+        return make(TRIALS_INIT_OFFSET + seed_offset)
+
+    result = run_trials_on(factory, bundle, config)
     best = result.best
-    detail = {"lrs": [t.peak_lr for t in result.trials],
+    detail = {"seeds": result.seeds, "lrs": [t.peak_lr for t in result.trials],
               "scores": [_fin(t.mean_score()) for t in result.trials],
               "at_edge": bool(result.verdict.get("at_edge")),
               "near_stability_edge": bool(result.verdict.get("near_stability_edge"))}
@@ -100,12 +114,16 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
     s["lightning"] = lightning(curve["lrs"], curve["losses"])
     s["trials"], trials = (trials_pick(problem, s["recommended"], steps)
                            if schedule == "warmup_cosine" else (None, {}))
+    # As the verdict asks: near the edge of stability, the seeds before the full run.
+    s["trials_followed"], followed = ((trials_pick(problem, s["recommended"], steps, seeds=2)
+                                       if trials.get("near_stability_edge") else
+                                       (s["trials"], trials)) if trials else (None, {}))
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
     # the trials train the warmup-cosine schedule: against constant-LR judging they'd be unfair
-    for rule in (r for r in RULES if r != "trials" or schedule == "warmup_cosine"):
+    for rule in (r for r in RULES if not r.startswith("trials") or schedule == "warmup_cosine"):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _fin(loss),
@@ -121,7 +139,9 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            "trials": trials, "rules": rules}
+            "trials": trials, "trials_followed": followed | {
+                "reran": bool(trials.get("near_stability_edge"))} if trials else {},
+            "rules": rules}
 
 
 def rules_of(cases: list[dict[str, Any]]) -> list[str]:
@@ -193,11 +213,17 @@ def trials_warnings(cases: list[dict[str, Any]]) -> dict[str, int] | None:
     on the judged run (diverged, or regret > 2): a warning is only useful if it fires there."""
     if not cases or not all("near_stability_edge" in (c.get("trials") or {}) for c in cases):
         return None
-    bad = [c["rules"]["trials"]["diverged"] or (c["rules"]["trials"]["regret"] or 0) > 2
-           for c in cases]
+    def bad(c: dict[str, Any], rule: str) -> bool:
+        return c["rules"][rule]["diverged"] or (c["rules"][rule]["regret"] or 0) > 2
+
     warned = [c["trials"]["near_stability_edge"] for c in cases]
-    return {"bad": sum(bad), "bad_warned": sum(b and w for b, w in zip(bad, warned, strict=True)),
-            "warned": sum(warned)}
+    worse = [bad(c, "trials") for c in cases]
+    out = {"bad": sum(worse), "warned": sum(warned),
+           "bad_warned": sum(b and w for b, w in zip(worse, warned, strict=True))}
+    if all("trials_followed" in c["rules"] for c in cases):
+        # the warned cases once the seeds were run, as the warning asks
+        out["bad_after_seeds"] = sum(bad(c, "trials_followed") for c in cases)
+    return out
 
 
 def headroom_text(h: dict[str, Any]) -> str:
@@ -306,7 +332,9 @@ def report(doc: dict[str, Any]) -> None:
     if w is not None:
         print(f"trials: {w['bad']} winners diverged or had regret > 2 on the judged run; the "
               f"verdict warned (near_stability_edge) on {w['bad_warned']} of them, and on "
-              f"{w['warned']} cases in all")
+              f"{w['warned']} cases in all" + (
+                  f"; rerun with seeds=2 where it warned, {w['bad_after_seeds']} winners went "
+                  "badly" if "bad_after_seeds" in w else ""))
 
 
 def _fin(v: float) -> float | None:

@@ -7,6 +7,8 @@ import json
 import math
 import pathlib
 
+import torch
+
 from bench import lr_quality
 
 
@@ -25,9 +27,27 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     assert len(case["trials"]["lrs"]) >= 3 and case["rules"]["trials"]["lr"] in case["trials"]["lrs"]
     w = doc["trials_warnings"]
     assert w["warned"] == int(case["trials"]["near_stability_edge"]) and w["bad_warned"] <= w["bad"]
+    # followed: the seeds ran where the verdict warned, and only there
+    followed = case["trials_followed"]
+    assert followed["reran"] is case["trials"]["near_stability_edge"]
+    if followed["reran"]:
+        assert case["rules"]["trials_followed"]["lr"] in followed["lrs"]
+    else:
+        assert case["rules"]["trials_followed"] == case["rules"]["trials"]
+    assert w["bad_after_seeds"] == int(case["rules"]["trials_followed"]["diverged"]
+                                       or (case["rules"]["trials_followed"]["regret"] or 0) > 2)
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
+
+
+def test_the_trials_pick_with_two_seeds_trains_two_other_initial_weights() -> None:
+    problem = lr_quality.PROBLEMS["convex_logreg"](0, "adamw")
+    lr, detail = lr_quality.trials_pick(problem, 0.1, 20, seeds=2)
+    assert detail["seeds"] == 2 and lr in detail["lrs"]
+    # the factory the trials get gives seed k the init offset + k: other weights per seed
+    assert not torch.equal(next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET).parameters()),
+                           next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET + 1).parameters()))
 
 
 def _case(problem: str, best_lr: float, lr_at_min: float, losses: list[float],
