@@ -15,7 +15,9 @@ winner's LR.
 ``trials_followed`` is the same job run as its verdict asks: where the one-seed verdict warns
 that the winner sits near the edge of stability, the trials are run again with ``seeds=2`` (two
 further initial weights, ranked by their mean score, so a candidate that diverges on either seed
-loses), and that winner is taken; elsewhere it is the ``trials`` pick. A fresh copy of
+loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``trials_fine`` runs the
+trials over the same span at half the step (×√3: five candidates, ``FINE_FACTORS``), to see how
+much of the trials' regret is their grid's resolution. A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -56,7 +58,10 @@ from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
-         "trials_followed")
+         "trials_followed", "trials_fine")
+# trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
+# resolution of the judged grid (three points a decade, ×2.15)
+FINE_FACTORS = [3.0 ** (k / 2) for k in range(-2, 3)]
 # The trials pick trains other initial weights than the judged run (init offset k): a trial on the
 # judged init would be the judge's own training, and picking its best would be picking on the test.
 TRIALS_INIT_OFFSET = 1000
@@ -68,8 +73,8 @@ def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
     return [10.0 ** (lo_exp + i / per_decade) for i in range(n)]
 
 
-def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1
-                ) -> tuple[float | None, dict]:
+def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
+                factors: list[float] | None = None) -> tuple[float | None, dict]:
     """What a measure job adds to the range test: the service's short trials
     (``run_trials_on``, default ×⅓/×1/×3 around ``center``, extended past an edge winner) on
     other initial weights (one per seed), ranked by the full-data loss; the winner's peak LR."""
@@ -80,7 +85,8 @@ def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1
     # which the unclipped run diverges, and its winner would be picked under another recipe.
     config = TrialsConfig(default_optimizers=[problem.optimizer_name], center_lr=center,
                           steps=steps, eval_every=steps, val_batches=len(problem.batches),
-                          seeds=seeds, clip_norm=None)
+                          seeds=seeds, clip_norm=None,
+                          **({"lr_factors": factors} if factors else {}))
     # Train and validation are the problem's own batches: the score is the judge's measure.
     bundle = DataBundle(train=problem.batches, val=problem.batches, loss_fn=problem.loss_fn,
                         info=DataInfo(task="regression", input_kind="features", n_outputs=1))
@@ -118,6 +124,8 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
     s["trials_followed"], followed = ((trials_pick(problem, s["recommended"], steps, seeds=2)
                                        if trials.get("near_stability_edge") else
                                        (s["trials"], trials)) if trials else (None, {}))
+    s["trials_fine"], fine = ((trials_pick(problem, s["recommended"], steps,
+                                           factors=FINE_FACTORS)) if trials else (None, {}))
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
@@ -141,6 +149,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "curve": curve},
             "trials": trials, "trials_followed": followed | {
                 "reran": bool(trials.get("near_stability_edge"))} if trials else {},
+            "trials_fine": fine,
             "rules": rules}
 
 
