@@ -396,8 +396,9 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
     other_opt = next((j for j in ranking[1:] if trials[j].optimizer["name"] != name), None)
     vs_opt = gap(other_opt)
     # The winner's optimizer, one LR up: where that step diverges or doubles the score, the winner
-    # is just below the edge of stability, and that edge moves with the initial weights and the
-    # batch order (bench/lr_quality.py's trials row: 4 of 48 winners diverged on another init).
+    # is just below the edge of stability. That edge moves with the initial weights and the batch
+    # order, and clipping moves it up: in bench/lr_quality.py, trials clipped at 1.0 picked LRs
+    # at which 4 of 48 unclipped judged runs diverged; trained unclipped, as judged, none did.
     next_up = gap(next((j for j in _grid_of(trials, name)
                         if trials[j].peak_lr > best.peak_lr), None))
     if runner is None:
@@ -437,6 +438,10 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
         sentence += (f" The next higher LR tried, {next_up['label']}, {what}: the winner sits near "
                      "the edge of stability, which moves with the initial weights and the batch "
                      f"order; {check}.")
+        if best.clip_norm is not None:
+            sentence += (f" These trials clipped the gradient norm at {best.clip_norm:g}; a full "
+                         "run that does not clip breaks at a lower LR (clip_norm: null trains "
+                         "the trials without it).")
     return {"label": best.label, "optimizer": name, "lr": best.peak_lr, "score": score,
             "runner_up": runner, "best_other_optimizer": vs_opt, "next_up": next_up,
             "near_stability_edge": near_edge, "confidence": confidence,

@@ -168,6 +168,8 @@ def test_a_winner_whose_next_higher_lr_is_far_worse_is_said_to_sit_near_the_edge
     assert v["next_up"]["label"] == result.trials[2].label and v["next_up"]["relative"] >= 1
     assert v["near_stability_edge"] and "edge of stability" in v["sentence"]
     assert "seeds >= 2 before the full run" in v["sentence"]
+    # the candidates clipped (TrialCandidate's default 1.0): the sentence says so, with τ
+    assert "clipped the gradient norm at 1;" in v["sentence"]
     json.dumps(result.to_dict(), allow_nan=False)
 
 
@@ -188,6 +190,10 @@ def test_a_diverged_next_step_warns_and_the_top_lr_has_no_next_step() -> None:
     assert f"{trials[2].label}, diverged" in v["sentence"]
     # with seeds measured already, the sentence does not ask for them again
     assert "a longer run" in _verdict(trials, _rank(trials), 3, {})["sentence"]
+    # unclipped trials: still near the edge, and nothing said about clipping
+    unclipped = [dataclasses.replace(t, clip_norm=None) for t in trials]
+    v = _verdict(unclipped, _rank(unclipped), 1, {})
+    assert v["near_stability_edge"] and "clipped" not in v["sentence"]
     top = run_trials_on(*_setup(), TrialsConfig(
         center_lr=1e-3, default_optimizers=["adamw"], lr_factors=[1 / 3, 1.0], steps=30,
         eval_every=10, extend_edges=0)).verdict
