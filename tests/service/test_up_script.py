@@ -65,6 +65,13 @@ def _status(url: str) -> int:
         return 0
 
 
+def _default_sigint() -> None:
+    # As in a terminal, where Ctrl-C reaches the script: a test run started in the background
+    # (`cmd &` without job control) inherits SIGINT ignored, and bash cannot trap a signal that
+    # was ignored when it started, so the script would never see the Ctrl-C this test sends.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_up_starts_api_and_worker_and_ctrl_c_stops_everything(tmp_path: pathlib.Path) -> None:
     ns = new_namespace()
     port = free_port()
@@ -74,7 +81,8 @@ def test_up_starts_api_and_worker_and_ctrl_c_stops_everything(tmp_path: pathlib.
                  OPTIM_STOP_TIMEOUT_S="30", OPTIM_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([str(ROOT / "scripts" / "up")], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_sigint)
     children: set[int] = set()
     try:
         wait_until(lambda: proc.poll() is None and _status(f"http://127.0.0.1:{port}/readyz")
