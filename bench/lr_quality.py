@@ -13,9 +13,9 @@ what a measure job adds: the service's short trials (``run_trials_on``: ×⅓/×
 run's recipe (same optimizer, schedule and steps, no clipping: ``clip_norm=None``), and their
 winner's LR.
 ``trials_followed`` is the same job run as its verdict asks: where the one-seed verdict warns
-that the winner sits near the edge of stability, the trials are run again with ``seeds=2`` (two
-further initial weights, ranked by their mean score, so a candidate that diverges on either seed
-loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``trials_fine`` runs the
+that the winner sits near the edge of stability, the trials are run again with ``seeds=2`` (the
+trials' initial weights and one more, ranked by their mean score, so a candidate that diverges on
+either loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``trials_fine`` runs the
 trials over the same span at half the step (×√3: five candidates, ``FINE_FACTORS``), to see how
 much of the trials' regret is their grid's resolution. A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point

@@ -440,8 +440,8 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
                      f"order; {check}.")
         if best.clip_norm is not None:
             sentence += (f" These trials clipped the gradient norm at {best.clip_norm:g}; a full "
-                         "run that does not clip breaks at a lower LR (clip_norm: null trains "
-                         "the trials without it).")
+                         "run that does not clip breaks at a lower LR (clip_norm: null, on the "
+                         "config or on a candidate, trains without it).")
     return {"label": best.label, "optimizer": name, "lr": best.peak_lr, "score": score,
             "runner_up": runner, "best_other_optimizer": vs_opt, "next_up": next_up,
             "near_stability_edge": near_edge, "confidence": confidence,
