@@ -17,7 +17,9 @@ that the winner sits near the edge of stability, the trials are run again with `
 trials' initial weights and one more, ranked by their mean score, so a candidate that diverges on
 either loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``trials_fine`` runs the
 trials over the same span at half the step (×√3: five candidates, ``FINE_FACTORS``), to see how
-much of the trials' regret is their grid's resolution. A fresh copy of
+much of the trials' regret is their grid's resolution; ``trials_seeds3`` runs every case's trials
+with ``seeds=3`` (ranked by the mean over three initial weights), to see how much of it is the
+difference between the trials' initial weights and the judged ones. A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -58,7 +60,7 @@ from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
-         "trials_followed", "trials_fine")
+         "trials_followed", "trials_fine", "trials_seeds3")
 # trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
 # resolution of the judged grid (three points a decade, ×2.15)
 FINE_FACTORS = [3.0 ** (k / 2) for k in range(-2, 3)]
@@ -126,6 +128,8 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                                        (s["trials"], trials)) if trials else (None, {}))
     s["trials_fine"], fine = ((trials_pick(problem, s["recommended"], steps,
                                            factors=FINE_FACTORS)) if trials else (None, {}))
+    s["trials_seeds3"], seeds3 = (trials_pick(problem, s["recommended"], steps, seeds=3)
+                                  if trials else (None, {}))
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
@@ -149,7 +153,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "curve": curve},
             "trials": trials, "trials_followed": followed | {
                 "reran": bool(trials.get("near_stability_edge"))} if trials else {},
-            "trials_fine": fine,
+            "trials_fine": fine, "trials_seeds3": seeds3,
             "rules": rules}
 
 

@@ -37,6 +37,8 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     # the fine trials: five candidates over the default's span (extensions may add more)
     assert len(case["trials_fine"]["lrs"]) >= 5
     assert case["rules"]["trials_fine"]["lr"] in case["trials_fine"]["lrs"]
+    assert case["trials_seeds3"]["seeds"] == 3
+    assert case["rules"]["trials_seeds3"]["lr"] in case["trials_seeds3"]["lrs"]
     assert w["bad_after_seeds"] == int(case["rules"]["trials_followed"]["diverged"]
                                        or (case["rules"]["trials_followed"]["regret"] or 0) > 2)
     s = doc["summary"]["all"]["recommended"]
