@@ -64,6 +64,9 @@ RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "tri
 # trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
 # resolution of the judged grid (three points a decade, ×2.15)
 FINE_FACTORS = [3.0 ** (k / 2) for k in range(-2, 3)]
+# The trials rows that change one thing of the job for every case (``trials_pick`` keywords).
+TRIALS_VARIANTS: dict[str, dict[str, Any]] = {"trials_fine": {"factors": FINE_FACTORS},
+                                              "trials_seeds3": {"seeds": 3}}
 # The trials pick trains other initial weights than the judged run (init offset k): a trial on the
 # judged init would be the judge's own training, and picking its best would be picking on the test.
 TRIALS_INIT_OFFSET = 1000
@@ -100,6 +103,8 @@ def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
     best = result.best
     detail = {"seeds": result.seeds, "lrs": [t.peak_lr for t in result.trials],
               "scores": [_fin(t.mean_score()) for t in result.trials],
+              # the spread of each candidate's score over the seeds (None with one seed)
+              "spreads": [t.score_std() for t in result.trials],
               "at_edge": bool(result.verdict.get("at_edge")),
               "near_stability_edge": bool(result.verdict.get("near_stability_edge"))}
     # every candidate diverged: no pick (the rule's row then reads diverged)
@@ -120,21 +125,21 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
     curve = rt["curve"] if "curve" in rt else {"lrs": rt["lrs"], "losses": rt["losses"],
                                                 "raw_losses": rt["raw_losses"]}
     s["lightning"] = lightning(curve["lrs"], curve["losses"])
-    s["trials"], trials = (trials_pick(problem, s["recommended"], steps)
-                           if schedule == "warmup_cosine" else (None, {}))
-    # As the verdict asks: near the edge of stability, the seeds before the full run.
-    s["trials_followed"], followed = ((trials_pick(problem, s["recommended"], steps, seeds=2)
-                                       if trials.get("near_stability_edge") else
-                                       (s["trials"], trials)) if trials else (None, {}))
-    s["trials_fine"], fine = ((trials_pick(problem, s["recommended"], steps,
-                                           factors=FINE_FACTORS)) if trials else (None, {}))
-    s["trials_seeds3"], seeds3 = (trials_pick(problem, s["recommended"], steps, seeds=3)
-                                  if trials else (None, {}))
+    details: dict[str, dict[str, Any]] = {}
+    if schedule == "warmup_cosine":  # the trials' own schedule: judged on constant LRs, unfair
+        s["trials"], details["trials"] = trials_pick(problem, s["recommended"], steps)
+        # As the verdict asks: near the edge of stability, the seeds before the full run.
+        warned = bool(details["trials"].get("near_stability_edge"))
+        s["trials_followed"], followed = (
+            trials_pick(problem, s["recommended"], steps, seeds=2) if warned
+            else (s["trials"], details["trials"]))
+        details["trials_followed"] = followed | {"reran": warned} if followed else {}
+        for name, change in TRIALS_VARIANTS.items():
+            s[name], details[name] = trials_pick(problem, s["recommended"], steps, **change)
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
-    # the trials train the warmup-cosine schedule: against constant-LR judging they'd be unfair
     for rule in (r for r in RULES if not r.startswith("trials") or schedule == "warmup_cosine"):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
@@ -151,9 +156,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            "trials": trials, "trials_followed": followed | {
-                "reran": bool(trials.get("near_stability_edge"))} if trials else {},
-            "trials_fine": fine, "trials_seeds3": seeds3,
+            **{name: details.get(name, {}) for name in RULES if name.startswith("trials")},
             "rules": rules}
 
 

@@ -50,6 +50,8 @@ def test_the_trials_pick_with_two_seeds_trains_two_other_initial_weights() -> No
     problem = lr_quality.PROBLEMS["convex_logreg"](0, "adamw")
     lr, detail = lr_quality.trials_pick(problem, 0.1, 20, seeds=2)
     assert detail["seeds"] == 2 and lr in detail["lrs"]
+    # the two seeds trained other weights: some candidate's score moved between them
+    assert any(v is not None and v > 0 for v in detail["spreads"])
     # the factory the trials get gives seed k the init offset + k: other weights per seed
     assert not torch.equal(next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET).parameters()),
                            next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET + 1).parameters()))
