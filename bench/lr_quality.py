@@ -61,6 +61,8 @@ from optim_core.training.trials import run_trials_on
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
          "trials_followed", "trials_fine", "trials_seeds3")
+# The rows that train trials (only with the trials' own schedule, warmup-cosine).
+TRIALS_ROWS = tuple(r for r in RULES if r.startswith("trials"))
 # trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
 # resolution of the judged grid (three points a decade, ×2.15)
 FINE_FACTORS = [3.0 ** (k / 2) for k in range(-2, 3)]
@@ -140,7 +142,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
-    for rule in (r for r in RULES if not r.startswith("trials") or schedule == "warmup_cosine"):
+    for rule in (r for r in RULES if r not in TRIALS_ROWS or schedule == "warmup_cosine"):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _fin(loss),
@@ -156,7 +158,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            **{name: details.get(name, {}) for name in RULES if name.startswith("trials")},
+            **{name: details.get(name, {}) for name in TRIALS_ROWS},
             "rules": rules}
 
 
@@ -229,6 +231,7 @@ def trials_warnings(cases: list[dict[str, Any]]) -> dict[str, int] | None:
     on the judged run (diverged, or regret > 2): a warning is only useful if it fires there."""
     if not cases or not all("near_stability_edge" in (c.get("trials") or {}) for c in cases):
         return None
+
     def bad(c: dict[str, Any], rule: str) -> bool:
         return c["rules"][rule]["diverged"] or (c["rules"][rule]["regret"] or 0) > 2
 

@@ -106,10 +106,7 @@ class _Trace:
             self.index[field_] = entry
             self.entries.append(entry)
             return
-        old.value = value
-        old.text = f"{old.text}; {text}"
-        old.rule_ids.extend(rid for rid in cited if rid not in old.rule_ids)
-        old.__post_init__()  # the links follow the extended ids
+        old.revise(value, cited, text)
 
     def warn(self, ids: list[str], text: str) -> None:
         self.fire(*ids)

@@ -270,6 +270,14 @@ class RationaleEntry:
     def __post_init__(self) -> None:
         self.rule_links = [RULES_PATH + i for i in self.rule_ids]
 
+    def revise(self, value: Any, rule_ids: list[str], text: str) -> None:
+        """A later decision on the same field (a transfer, a bound): the new value, the reasoning
+        extended, the ids it cites added, and the links following them."""
+        self.value = value
+        self.text = f"{self.text}; {text}"
+        self.rule_ids.extend(i for i in rule_ids if i not in self.rule_ids)
+        self.__post_init__()
+
 
 @dataclass(slots=True)
 class AdviceWarning:

@@ -242,7 +242,8 @@ class Verdict(_Result):
     near_stability_edge: bool = Field(
         default=False, description="next_up diverged or scored at least twice the winner's: "
                                    "the winning LR is just below where training breaks, and "
-                                   "that point moves with the initial weights and batch order")
+                                   "that point moves with the initial weights, the batch order "
+                                   "and clipping (a clipped trial survives higher LRs)")
     confidence: Literal["high", "medium", "low", "unmeasured", "none"] = Field(
         description="high: gap >= 2x the spread over seeds; medium: 1-2x; low: within it; "
                     "unmeasured: one seed; none: nothing won")

@@ -124,6 +124,13 @@ class TrialsResult:
 # -- candidates ---------------------------------------------------------------------------------
 
 
+def _default_candidate(config: TrialsConfig, name: str, lr: float) -> TrialCandidate:
+    """A candidate of ``default_optimizers`` at ``lr`` (grid or extension): the optimizer's
+    defaults and the config's clipping."""
+    return TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr), clip_norm=config.clip_norm,
+                          label=f"{name} lr={lr:.3g}")
+
+
 def _default_candidates(config: TrialsConfig, centers: dict[str, float],
                         ) -> list[tuple[TrialCandidate, list[float]]]:
     """`default_candidates` with, per candidate, the requested LRs that clipping mapped to it."""
@@ -137,9 +144,7 @@ def _default_candidates(config: TrialsConfig, centers: dict[str, float],
             key = (name, lr)
             if key not in index:
                 index[key] = len(out)
-                out.append((TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr),
-                                           clip_norm=config.clip_norm,
-                                           label=f"{name} lr={lr:.3g}"), []))
+                out.append((_default_candidate(config, name, lr), []))
             if requested > MAX_LR:
                 out[index[key]][1].append(requested)
     return out
@@ -521,8 +526,7 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 lr = min(edge_lr * ratio, MAX_LR) if side == "high" else edge_lr / ratio
                 if lr == edge_lr:
                     break  # capped at MAX_LR: nothing further to try
-                c = TrialCandidate(optimizer=OptimizerSpec(name=name, lr=lr),
-                                   clip_norm=config.clip_norm, label=f"{name} lr={lr:.3g}")
+                c = _default_candidate(config, name, lr)
                 c, how = _with_schedule(c, config, cycle_div(c))
                 tracker.total += config.steps * config.seeds
                 new = runner.run([c], [[]] if clipped else [], "extension")[0]

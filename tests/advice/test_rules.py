@@ -305,3 +305,13 @@ def test_row_params_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
         run(**spec)
     declared = {(r.id, k) for r in RULES for k in r.params}
     assert declared - read == set(), sorted(declared - read)
+
+
+def test_a_revised_rationale_entry_keeps_one_link_per_cited_id() -> None:
+    from optim_core.advice.models import RULES_PATH, RationaleEntry
+
+    entry = RationaleEntry("optimizer.lr", 1e-3, ["O1.2", "O7.1"], "from the row")
+    entry.revise(3e-4, ["O7.1", "L-LION"], "moved to Lion")
+    assert entry.value == 3e-4 and entry.text == "from the row; moved to Lion"
+    assert entry.rule_ids == ["O1.2", "O7.1", "L-LION"]  # no id twice, first citation first
+    assert entry.rule_links == [RULES_PATH + i for i in entry.rule_ids]

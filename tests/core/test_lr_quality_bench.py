@@ -52,7 +52,7 @@ def test_the_trials_pick_with_two_seeds_trains_two_other_initial_weights() -> No
     assert detail["seeds"] == 2 and lr in detail["lrs"]
     # the two seeds trained other weights: some candidate's score moved between them
     assert any(v is not None and v > 0 for v in detail["spreads"])
-    # the factory the trials get gives seed k the init offset + k: other weights per seed
+    # the problem's init offsets are other weights (what each seed's factory call builds)
     assert not torch.equal(next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET).parameters()),
                            next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET + 1).parameters()))
 
