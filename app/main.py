@@ -34,10 +34,12 @@ log = logging.getLogger("app.reaper")
 
 
 async def _reap_forever(jobs: JobService, interval_s: float) -> None:
-    """Jobs of dead worker incarnations go back to the queue even if nobody polls them."""
+    """Jobs of dead worker incarnations go back to the queue even if nobody polls them, and jobs
+    whose publish failed with the store down are published once both answer."""
     while True:
         await asyncio.sleep(interval_s)
         try:
+            await jobs.publish_unpublished()
             handled = await jobs.reap_lost_workers()
             if handled:
                 log.info("reaper: jobs of lost workers handled", extra={"jobs": handled})

@@ -18,6 +18,10 @@ Rules (documented in the OpenAPI descriptions too):
   without waiting for the broker's visibility timeout. Its lost delivery counts, so a job that
   keeps killing whole workers fails after ``job_max_deliveries`` (``worker-lost``). Messages and
   writes of an older generation are refused by the job store.
+* A job whose publish fails is failed (``broker-unavailable``, the key released) and the request
+  answers 503. When the store is down too, so that the failure cannot be recorded, the job is
+  remembered in this process and the reaper's next sweep publishes it (or fails it) once the
+  store answers: a resubmission that joined it in between does not wait for ever.
 """
 
 from __future__ import annotations
@@ -78,6 +82,8 @@ class JobService:
         self.publisher = publisher
         self.heartbeat_ttl_s = settings.worker_heartbeat_ttl_s
         self.max_deliveries = settings.job_max_deliveries
+        # job id -> its publish arguments, for jobs left queued without a message (_publish)
+        self._unpublished: dict[str, dict[str, Any]] = {}
 
     async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
                      request_id: str | None, tenant: str, max_active: int = 0) -> Submission:
@@ -123,10 +129,38 @@ class JobService:
         except ServiceUnavailable as exc:
             doc = ProblemError(503, "The job could not be queued", str(exc),
                                type_="broker-unavailable").to_dict()
-            with contextlib.suppress(Exception):  # the store may be down too: it then expires
+            try:
                 await self.store.transition(job_id, "failed", allowed_from=["queued"],
                                             fields={"problem": doc})
+            except Exception:
+                # The store is down too (one Redis as store and broker restarting): the job
+                # stays queued with no message, and a resubmission would join it and wait for
+                # ever. The reaper's next sweep publishes it once the broker answers.
+                self._unpublished[job_id] = {
+                    "kind": kind, "spec": spec, "device": device, "queue": queue,
+                    "priority": priority, "request_id": request_id, "generation": generation}
             raise
+
+    async def publish_unpublished(self) -> int:
+        """One sweep over the jobs whose publish failed while the store was down too: each
+        still queued is published now (the job then runs; a delivery twice is refused by the
+        job store as any redelivery is) or, if the broker still does not answer, failed as
+        ``broker-unavailable``; one whose store is still down waits for the next sweep. Returns
+        the number settled. Held in this API process: if it dies first, the record expires
+        (``job_active_ttl_s``)."""
+        settled = 0
+        for job_id in list(self._unpublished):
+            record = await self.store.get(job_id)  # raises while the store is down: next sweep
+            args = self._unpublished.pop(job_id)
+            if record is not None and record["status"] == "queued":
+                with contextlib.suppress(ServiceUnavailable):  # failed, or remembered again
+                    await self._publish(job_id, args["kind"], args["spec"], args["device"],
+                                        args["queue"], args["priority"], args["request_id"],
+                                        generation=args["generation"])
+                    log.warning("job published late: its first publish failed with the store "
+                                "down", extra={"job_id": job_id})
+            settled += job_id not in self._unpublished
+        return settled
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         """The job's record. A running job whose worker has stopped beating is re-queued and

@@ -382,3 +382,75 @@ def test_the_worker_parent_never_loads_torch(client: TestClient, worker: WorkerP
     child_pids = children.read_text().split()
     assert child_pids, "the prefork pool has children"
     assert any("libtorch" in pathlib.Path(f"/proc/{pid}/maps").read_text() for pid in child_pids)
+
+
+def test_a_job_whose_publish_failed_with_the_store_down_is_published_by_the_next_sweep(
+        settings: Settings, worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One Redis as store and broker, restarting: the publish fails, and so does recording the
+    # failure. The job is left queued with no message; a resubmission joins it, and it must run.
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from app.services.publish import ServiceUnavailable
+
+    app = create_app(settings.model_copy(update={"reaper_interval_s": 0.5}))
+    with TestClient(app) as client:
+        service = client.app.state.jobs
+        real_publish, real_transition = service.publisher.publish, service.store.transition
+        published: list[str] = []
+
+        async def publish_down(**kwargs: Any) -> None:
+            raise ServiceUnavailable("could not queue the job: OperationalError")
+
+        async def transition_down(*args: Any, **kwargs: Any) -> Any:
+            raise RedisConnectionError("Error 111 connecting to Redis. Connection refused.")
+
+        async def publish_up(**kwargs: Any) -> None:
+            published.append(kwargs["job_id"])
+            await real_publish(**kwargs)
+
+        monkeypatch.setattr(service.publisher, "publish", publish_down)
+        monkeypatch.setattr(service.store, "transition", transition_down)
+        body = tiny_range_test(seed=1501, num_steps=20)
+        assert submit(client, body).status_code == 503
+        # both still down at the sweeps in between: the job stays queued and remembered
+        again = submit(client, body)
+        assert again.status_code == 202 and again.json()["deduplicated"] is True
+        job_id = again.json()["id"]
+        assert again.json()["status"] == "queued" and job_id in service._unpublished
+        monkeypatch.setattr(service.publisher, "publish", publish_up)  # both answer again
+        monkeypatch.setattr(service.store, "transition", real_transition)
+        done = wait_status(client, job_id, {"succeeded", "failed"})
+        assert done["status"] == "succeeded" and published == [job_id]
+        assert not service._unpublished
+
+
+def test_a_job_whose_broker_stays_down_is_failed_by_the_sweep_once_the_store_answers(
+        settings: Settings, worker: WorkerProcess, monkeypatch: pytest.MonkeyPatch) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from app.services.publish import ServiceUnavailable
+
+    app = create_app(settings.model_copy(update={"reaper_interval_s": 0.5}))
+    with TestClient(app) as client:
+        service = client.app.state.jobs
+        real_transition = service.store.transition
+        calls = 0
+
+        async def publish_down(**kwargs: Any) -> None:
+            raise ServiceUnavailable("could not queue the job: OperationalError")
+
+        async def transition_once_down(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RedisConnectionError("Error 111 connecting to Redis. Connection refused.")
+            return await real_transition(*args, **kwargs)
+
+        monkeypatch.setattr(service.publisher, "publish", publish_down)
+        monkeypatch.setattr(service.store, "transition", transition_once_down)
+        body = tiny_range_test(seed=1502, num_steps=20)
+        assert submit(client, body).status_code == 503
+        (job_id,) = service._unpublished
+        wait_until(lambda: not service._unpublished, 20, 0.2, "the sweep to settle the job")
+        rec = client.get(f"/v1/jobs/{job_id}").json()
+        assert rec["status"] == "failed" and rec["problem"]["type"].endswith("broker-unavailable")
