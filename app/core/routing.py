@@ -11,25 +11,49 @@
   ``query.lable`` and the parameters the route takes.
 
 The parsed body is left on the request (Starlette caches ``Request.json()``), so it is parsed once.
+
+**The flat path.** A route whose dependencies are all leaves taking only the ``Request`` (the
+advice routes: the caller and the cache), whose endpoint is async and returns a ``Response``, and
+whose body is one model, is called directly with the strictly validated model: no ``json.loads``,
+no second (lax) validation of the parsed dict, and no ``solve_dependencies``, which together cost
+more than a cached advice answer's own work (``bench/advice_cpu.py``). It is taken only for a
+body the strict validation accepts and that cannot hold what the strict-JSON walk refuses (see
+``_MAY_NEED_WALK``); every other body, and every route that does not qualify, takes FastAPI's
+path, so every error is the one that path gives. ``tests/service/test_flat_route.py`` checks
+that both paths answer the same.
 """
 
 from __future__ import annotations
 
 import email.message
 import functools
+import inspect
 import json
 import math
+import re
+import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+
+try:  # FastAPI >= 0.16x builds a route included in a router through an "effective context"
+    from fastapi.routing import _effective_route_context_var as _EFFECTIVE
+except ImportError:  # pragma: no cover - older FastAPI builds the included route itself
+    _EFFECTIVE = None
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 MAX_REPORTED = 20  # a body with a million NaNs gets a bounded answer
+
+# What only the walk of ``parse_json``'s result can locate: a lone surrogate (through a ``\\u``
+# escape or a raw 0xED byte), a NaN or Infinity token, and a number that overflows to inf (an
+# exponent of three digits, or 309 digits in a row). A body without any of these holds no such
+# value; a body with one (a string that merely contains "NaN", say) takes the full path.
+_MAY_NEED_WALK = re.compile(rb"\\u|\xed|NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
 
 
 # Cached (bounded): clients send a handful of distinct values, and parsing one with the email
@@ -114,15 +138,91 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
+class FlatCall:
+    """A direct call of a qualifying route's endpoint with its body model (the flat path of the
+    module docstring): each dependency is called with the request, in order."""
+
+    def __init__(self, endpoint: Callable[..., Coroutine[Any, Any, Response]], body_name: str,
+                 leaves: list[tuple[str | None, Callable[..., Any], str]],
+                 overrides: Any) -> None:
+        self._endpoint = endpoint
+        self._body_name = body_name
+        self._leaves = leaves
+        self._overrides = overrides
+
+    @property
+    def stands_aside(self) -> bool:
+        """Dependency overrides can be set after the route is built (tests): while any is, the
+        flat path steps aside and FastAPI applies them."""
+        return bool(getattr(self._overrides, "dependency_overrides", None))
+
+    async def __call__(self, request: Request, model: Any) -> Response:
+        values: dict[str, Any] = {self._body_name: model}
+        for name, dep, param in self._leaves:
+            value = await dep(**{param: request})
+            if name is not None:  # None: a route-level dependency (include_router(dependencies=))
+                values[name] = value
+        return await self._endpoint(**values)
+
+
+def _leaf(d: Dependant) -> str | None:
+    """The name of the ``Request`` parameter of a dependency that takes nothing else (and is a
+    plain coroutine function, without sub-dependencies or security scopes), or None."""
+    if (d.call is None or not inspect.iscoroutinefunction(d.call) or d.dependencies
+            or d.path_params or d.query_params or d.header_params or d.cookie_params
+            or d.body_params or d.websocket_param_name or d.http_connection_param_name
+            or d.response_param_name or d.background_tasks_param_name
+            or d.security_scopes_param_name or d.own_oauth_scopes):
+        return None
+    return d.request_param_name
+
+
+def effective(route: APIRoute) -> Any:
+    """What FastAPI builds ``route``'s handler from: for a route included in a router, the
+    inclusion's context (its prefix, its dependencies and the app's overrides provider are only
+    there), read as ``APIRoute.get_route_handler`` reads it; else the route itself."""
+    context = _EFFECTIVE.get() if _EFFECTIVE is not None else None
+    if context is not None and getattr(context, "original_route", None) is route:
+        return context
+    return route
+
+
+def flat_call(route: Any) -> FlatCall | None:
+    """The flat path of ``route`` (an APIRoute or its effective context), or None where the
+    route does not qualify."""
+    d, body = route.dependant, route.body_field
+    endpoint = d.call
+    if (body is None or len(d.body_params) != 1 or d.path_params or d.query_params
+            or d.header_params or d.cookie_params or d.request_param_name
+            or d.websocket_param_name or d.http_connection_param_name
+            or d.response_param_name or d.background_tasks_param_name
+            or d.security_scopes_param_name or not inspect.iscoroutinefunction(endpoint)):
+        return None
+    returns = typing.get_type_hints(endpoint).get("return")
+    if not (inspect.isclass(returns) and issubclass(returns, Response)):
+        return None  # FastAPI serialises the return value through the response model
+    leaves: list[tuple[str | None, Callable[..., Any], str]] = []
+    for sub in d.dependencies:
+        param = _leaf(sub)
+        if param is None or any(sub.call is call for _, call, _ in leaves):
+            return None  # FastAPI calls a shared dependency once per request (its cache)
+        assert sub.call is not None
+        leaves.append((sub.name, sub.call, param))
+    return FlatCall(endpoint, d.body_params[0].name, leaves, route.dependency_overrides_provider)
+
+
 class ContractRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        known = query_names(self.dependant)
-        takes_body = self.body_field is not None
-        strict = TypeAdapter(self.body_field.field_info.annotation) if takes_body else None
+        route = effective(self)
+        known = query_names(route.dependant)
+        takes_body = route.body_field is not None
+        strict = TypeAdapter(route.body_field.field_info.annotation) if takes_body else None
+        flat = flat_call(route)
 
         async def checked(request: Request) -> Response:
-            unknown = [k for k in request.query_params if k not in known]
+            unknown = ([k for k in request.query_params if k not in known]
+                       if request.scope["query_string"] else None)
             if unknown:
                 allowed = ", ".join(sorted(known)) or "none"
                 raise RequestValidationError([
@@ -132,6 +232,14 @@ class ContractRoute(APIRoute):
                     for k in unknown[:MAX_REPORTED]])
             if takes_body and _is_json(request.headers.get("content-type")):
                 body = await request.body()
+                if (flat is not None and body and _MAY_NEED_WALK.search(body) is None
+                        and not flat.stands_aside):
+                    try:
+                        model = strict.validate_json(body, strict=True)  # type: ignore[union-attr]
+                    except ValidationError:
+                        pass  # the full path below gives this body's errors
+                    else:
+                        return await flat(request, model)
                 if body:
                     try:
                         parsed, suspect = parse_json(body)
