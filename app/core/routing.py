@@ -165,14 +165,20 @@ class FlatCall:
         return await self._endpoint(**values)
 
 
+def _takes_no_parameters(d: Dependant) -> bool:
+    """No path, query, header or cookie parameter, and none of FastAPI's special ones (the
+    websocket, the connection, the response, background tasks, security scopes)."""
+    return not (d.path_params or d.query_params or d.header_params or d.cookie_params
+                or d.websocket_param_name or d.http_connection_param_name
+                or d.response_param_name or d.background_tasks_param_name
+                or d.security_scopes_param_name)
+
+
 def _leaf(d: Dependant) -> str | None:
     """The name of the ``Request`` parameter of a dependency that takes nothing else (and is a
     plain coroutine function, without sub-dependencies or security scopes), or None."""
     if (d.call is None or not inspect.iscoroutinefunction(d.call) or d.dependencies
-            or d.path_params or d.query_params or d.header_params or d.cookie_params
-            or d.body_params or d.websocket_param_name or d.http_connection_param_name
-            or d.response_param_name or d.background_tasks_param_name
-            or d.security_scopes_param_name or d.own_oauth_scopes):
+            or d.body_params or d.own_oauth_scopes or not _takes_no_parameters(d)):
         return None
     return d.request_param_name
 
@@ -192,13 +198,13 @@ def flat_call(route: Any) -> FlatCall | None:
     route does not qualify."""
     d, body = route.dependant, route.body_field
     endpoint = d.call
-    if (body is None or len(d.body_params) != 1 or d.path_params or d.query_params
-            or d.header_params or d.cookie_params or d.request_param_name
-            or d.websocket_param_name or d.http_connection_param_name
-            or d.response_param_name or d.background_tasks_param_name
-            or d.security_scopes_param_name or not inspect.iscoroutinefunction(endpoint)):
+    if (body is None or len(d.body_params) != 1 or d.request_param_name
+            or not _takes_no_parameters(d) or not inspect.iscoroutinefunction(endpoint)):
         return None
-    returns = typing.get_type_hints(endpoint).get("return")
+    try:
+        returns = typing.get_type_hints(endpoint).get("return")
+    except (NameError, TypeError):  # an annotation that does not resolve: FastAPI's path
+        return None
     if not (inspect.isclass(returns) and issubclass(returns, Response)):
         return None  # FastAPI serialises the return value through the response model
     leaves: list[tuple[str | None, Callable[..., Any], str]] = []
