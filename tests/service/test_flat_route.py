@@ -13,6 +13,8 @@ import pytest
 import redis
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from app.auth.keys import KeyStore
@@ -178,3 +180,30 @@ def test_an_inclusions_dependencies_and_prefix_reach_the_flat_path(flat_calls: l
         r = client.post("/p/echo", json={"n": 21})
     assert (r.status_code, r.text) == (200, "42")
     assert flat_calls == ["/p/echo"] and _audited == ["/p/echo"]
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**20, max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=12),
+    st.sampled_from(["llm_pretrain", "adamw", "tokens", "examples", "cnn", "finetune", "text"]),
+    st.sampled_from([1, 8, 64, 512, 4096, 10**6, 0.1, 0.5, 3.0, 1e-4]),
+    st.lists(st.sampled_from(["layernorm", "batchnorm", "x"]), max_size=3))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=st.dictionaries(st.sampled_from([*SPEC, "epochs", "optimizer", "normalization",
+                                                "dropout", "stage", "modality", "memory_tight"]),
+                               _VALUES, max_size=4),
+       drop=st.sets(st.sampled_from(list(SPEC)), max_size=2))
+def test_both_paths_agree_on_generated_bodies(app: FastAPI, changes: dict[str, Any],
+                                              drop: set[str]) -> None:
+    body = json.dumps({**{k: v for k, v in SPEC.items() if k not in drop}, **changes}).encode()
+    with TestClient(app) as client:
+        flat = _answer(client, "/v1/advice", body)
+        app.dependency_overrides[_not_a_dependency] = _not_a_dependency
+        try:
+            full = _answer(client, "/v1/advice", body)
+        finally:
+            app.dependency_overrides.clear()
+    assert flat == full and flat[0] in (200, 422), (body, flat, full)
