@@ -19,7 +19,8 @@ no second (lax) validation of the parsed dict, and no ``solve_dependencies``, wh
 more than a cached advice answer's own work (``bench/advice_cpu.py``). It is taken only for a
 body the strict validation accepts and that cannot hold what the strict-JSON walk refuses (see
 ``_MAY_NEED_WALK``); every other body, and every route that does not qualify, takes FastAPI's
-path, so every error is the one that path gives. ``tests/service/test_flat_route.py`` checks
+path, so every error is the one that path gives; so does every request while dependency
+overrides are set or FastAPI's telemetry traces it. ``tests/service/test_flat_route.py`` checks
 that both paths answer the same.
 """
 
@@ -38,14 +39,19 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
 
 try:  # FastAPI >= 0.16x builds a route included in a router through an "effective context"
     from fastapi.routing import _effective_route_context_var as _EFFECTIVE
 except ImportError:  # pragma: no cover - older FastAPI builds the included route itself
     _EFFECTIVE = None
-from pydantic import TypeAdapter, ValidationError
-from starlette.requests import Request
-from starlette.responses import Response
+try:  # FastAPI's OpenTelemetry spans (dependencies, serialisation) come from its own path
+    from fastapi.telemetry import get_telemetry_data
+except ImportError:  # pragma: no cover - a FastAPI without telemetry
+    def get_telemetry_data() -> None:
+        return None
 
 MAX_REPORTED = 20  # a body with a million NaNs gets a bounded answer
 
@@ -153,8 +159,10 @@ class FlatCall:
     @property
     def stands_aside(self) -> bool:
         """Dependency overrides can be set after the route is built (tests): while any is, the
-        flat path steps aside and FastAPI applies them."""
-        return bool(getattr(self._overrides, "dependency_overrides", None))
+        flat path steps aside and FastAPI applies them. So it does while FastAPI's telemetry
+        traces the request, whose spans of dependencies and serialisation come from its path."""
+        return (bool(getattr(self._overrides, "dependency_overrides", None))
+                or get_telemetry_data() is not None)
 
     async def __call__(self, request: Request, model: Any) -> Response:
         values: dict[str, Any] = {self._body_name: model}
@@ -228,7 +236,7 @@ class ContractRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             unknown = ([k for k in request.query_params if k not in known]
-                       if request.scope["query_string"] else None)
+                       if request.scope.get("query_string") else None)
             if unknown:
                 allowed = ", ".join(sorted(known)) or "none"
                 raise RequestValidationError([

@@ -130,6 +130,17 @@ def test_a_non_json_content_type_takes_fastapis_path(app: FastAPI, flat_calls: l
     assert flat_calls == [] and status == 422
 
 
+def test_a_request_fastapis_telemetry_traces_takes_fastapis_path(
+        app: FastAPI, flat_calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """FastAPI's OpenTelemetry spans of dependencies and serialisation come from its own path:
+    while a request is traced (``get_telemetry_data()`` is its data), the flat path steps aside."""
+    monkeypatch.setattr(routing, "get_telemetry_data", lambda: object())
+    with TestClient(app) as client:
+        status, _, body = _answer(client, "/v1/advice", GOOD)
+    assert status == 200 and body["optimizer"]["name"] == "adamw"
+    assert flat_calls == []
+
+
 def test_callers_are_still_checked_on_the_flat_path(flat_calls: list[str]) -> None:
     ns = new_namespace()
     store = KeyStore(redis.Redis.from_url(ns.redis_url, decode_responses=True), ns.jobs_prefix)
