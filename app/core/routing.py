@@ -7,6 +7,9 @@
 * **Strict types.** The body is also validated from its JSON in pydantic's strict mode, so that
   ``"priority": false`` or ``"end_lr": true`` is refused rather than coerced to a number
   (JSON has types; a boolean is not a number).
+* **JSON says so.** A body sent without ``Content-Type: application/json`` (or another ``+json``
+  type) is a 422 naming ``header.content-type``, not a complaint about the body's shape: FastAPI
+  (``strict_content_type``) does not read such a body as JSON.
 * **No unknown query parameters.** ``?lable=x`` is a typo, not a filter: a 422 naming
   ``query.lable`` and the parameters the route takes.
 
@@ -36,6 +39,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from fastapi import params
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -65,9 +69,7 @@ _MAY_NEED_WALK = re.compile(rb"\\u|\xed|NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
 # Cached (bounded): clients send a handful of distinct values, and parsing one with the email
 # package costs more than the rest of the route's checks.
 @functools.lru_cache(maxsize=64)
-def _is_json(content_type: str | None) -> bool:
-    if not content_type:
-        return True
+def _is_json(content_type: str) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type
     sub = message.get_content_subtype()
@@ -230,8 +232,9 @@ class ContractRoute(APIRoute):
         handler = super().get_route_handler()
         route = effective(self)
         known = query_names(route.dependant)
-        takes_body = route.body_field is not None
-        strict = TypeAdapter(route.body_field.field_info.annotation) if takes_body else None
+        takes_json = route.body_field is not None and not isinstance(
+            route.body_field.field_info, params.Form)
+        strict = TypeAdapter(route.body_field.field_info.annotation) if takes_json else None
         flat = flat_call(route)
 
         async def checked(request: Request) -> Response:
@@ -244,8 +247,16 @@ class ContractRoute(APIRoute):
                      "msg": "unknown query parameter",
                      "ctx": {"allowed": f"one of: {allowed}"}}
                     for k in unknown[:MAX_REPORTED]])
-            if takes_body and _is_json(request.headers.get("content-type")):
+            if takes_json:
                 body = await request.body()
+                content_type = request.headers.get("content-type")
+                if body and not (content_type and _is_json(content_type)):
+                    raise RequestValidationError([
+                        {"loc": ("header", "content-type"), "type": "content_type",
+                         "input": content_type, "msg": "the body must be JSON, sent with "
+                         "Content-Type: application/json" + (f" (got {content_type[:64]!r})"
+                                                             if content_type else ""),
+                         "ctx": {"allowed": "application/json or another +json type"}}])
                 if (flat is not None and body and _MAY_NEED_WALK.search(body) is None
                         and not flat.stands_aside):
                     try:

@@ -28,6 +28,7 @@ SPEC: dict[str, Any] = {"task": "llm_pretrain", "architecture": "decoder_transfo
                         "param_count": 350_000_000, "batch_size": 256, "seq_len": 2048,
                         "dataset_size": 10**11, "dataset_unit": "tokens", "total_steps": 190_000}
 GOOD = json.dumps(SPEC).encode()
+JSON = {"Content-Type": "application/json"}
 # Bodies that go near what the flat path skips (json.loads and the strict-JSON walk) or that
 # the two parsers might read differently; each must get the same answer from both paths.
 BODIES: dict[str, bytes] = {
@@ -82,8 +83,9 @@ def flat_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _answer(client: TestClient, path: str, body: bytes,
-            content_type: str = "application/json") -> tuple[int, str, Any]:
-    r = client.post(path, content=body, headers={"Content-Type": content_type})
+            content_type: str | None = "application/json") -> tuple[int, str, Any]:
+    r = client.post(path, content=body,
+                    headers={"Content-Type": content_type} if content_type else {})
     try:
         parsed: Any = r.json()
     except ValueError:
@@ -98,9 +100,9 @@ def _answer(client: TestClient, path: str, body: bytes,
 def test_the_advice_routes_qualify_and_a_model_returning_route_does_not(
         app: FastAPI, flat_calls: list[str]) -> None:
     with TestClient(app) as client:
-        assert client.post("/v1/advice", content=GOOD).status_code == 200
+        assert client.post("/v1/advice", content=GOOD, headers=JSON).status_code == 200
         batch = json.dumps({"items": [SPEC]}).encode()
-        assert client.post("/v1/advice/batch", content=batch).status_code == 200
+        assert client.post("/v1/advice/batch", content=batch, headers=JSON).status_code == 200
         preview = {"schedule": {"name": "constant", "lr": 0.1}, "total_steps": 10}
         assert client.post("/v1/schedules/preview", json=preview).status_code == 200
     assert flat_calls == ["/v1/advice", "/v1/advice/batch"]
@@ -124,10 +126,15 @@ def test_both_paths_give_the_same_answer(app: FastAPI, flat_calls: list[str], na
     assert took_flat == (flat[0] == 200 and routing._MAY_NEED_WALK.search(body) is None), name
 
 
-def test_a_non_json_content_type_takes_fastapis_path(app: FastAPI, flat_calls: list[str]) -> None:
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_a_body_without_a_json_content_type_is_refused_naming_the_header(
+        app: FastAPI, flat_calls: list[str], content_type: str | None) -> None:
     with TestClient(app) as client:
-        status, _, _ = _answer(client, "/v1/advice", GOOD, content_type="text/plain")
-    assert flat_calls == [] and status == 422
+        status, media, problem = _answer(client, "/v1/advice", GOOD, content_type=content_type)
+    assert flat_calls == [] and status == 422 and media == "application/problem+json"
+    (err,) = problem["errors"]
+    assert err["field"] == "header.content-type" and "application/json" in err["message"]
+    assert "json" in err["allowed"]
 
 
 def test_a_request_fastapis_telemetry_traces_takes_fastapis_path(
@@ -149,10 +156,10 @@ def test_callers_are_still_checked_on_the_flat_path(flat_calls: list[str]) -> No
                         rate_limit_burst=2, rate_limit_per_s=0.001)
     try:
         with TestClient(create_app(settings)) as client:
-            anonymous = client.post("/v1/advice", content=GOOD)
-            forged = client.post("/v1/advice", content=GOOD,
-                                 headers={"Authorization": "Bearer oak_00000000_" + "x" * 43})
-            auth = {"Authorization": f"Bearer {key}"}
+            anonymous = client.post("/v1/advice", content=GOOD, headers=JSON)
+            forged = client.post("/v1/advice", content=GOOD, headers={
+                **JSON, "Authorization": "Bearer oak_00000000_" + "x" * 43})
+            auth = {**JSON, "Authorization": f"Bearer {key}"}
             answers = [client.post("/v1/advice", content=GOOD, headers=auth) for _ in range(3)]
     finally:
         ns.cleanup()
