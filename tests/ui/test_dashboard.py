@@ -81,7 +81,9 @@ def test_submit_a_range_test_and_watch_it(page, live_service: LiveService) -> No
     page.goto("/ui/")
     page.click("text=Start a range test")
     page.fill("#job-name", "browser range test")
-    spec = page.input_value("#job-spec").replace('"num_steps": 100', '"num_steps": 400')
+    # Long enough to be still running when the job's page loads (400 steps once took 0.24 s,
+    # and a page that finds its job finished shows the final state without streaming).
+    spec = page.input_value("#job-spec").replace('"num_steps": 100', '"num_steps": 3000')
     page.fill("#job-spec", spec)
     page.check("#job-force")
     page.click("#submit-job")
@@ -104,7 +106,7 @@ def test_submit_a_range_test_and_watch_it(page, live_service: LiveService) -> No
     assert float(recommended) > 0
     assert page.inner_text("#confidence") not in ("", "–")
     assert page.locator("svg.chart path[data-series='raw loss']").count() == 1
-    assert '"num_steps": 400' in page.inner_text("#request-json")
+    assert '"num_steps": 3000' in page.inner_text("#request-json")
     shot(page, "job-range-test")
     # The job list shows the fresh job with its recommended LR.
     page.click("nav >> text=Jobs")
