@@ -253,7 +253,7 @@ class ContractRoute(APIRoute):
                 if body and not (content_type and _is_json(content_type)):
                     raise RequestValidationError([
                         {"loc": ("header", "content-type"), "type": "content_type",
-                         "input": content_type, "msg": "the body must be JSON, sent with "
+                         "input": None, "msg": "the body must be JSON, sent with "
                          "Content-Type: application/json" + (f" (got {content_type[:64]!r})"
                                                              if content_type else ""),
                          "ctx": {"allowed": "application/json or another +json type"}}])
