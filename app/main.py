@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -30,12 +29,30 @@ from optim_core.advice.models import AdviceRequest
 from workers.jobstore import AsyncJobStore, JobKeys
 from workers.jobstore.clients import async_client
 
-log = logging.getLogger("app.reaper")
+log = logging.getLogger("app.main")
+
+SHUTDOWN_STEP_S = 10.0
+
+
+async def _bounded(what: str, step: Awaitable[object]) -> None:
+    """One step of shutdown, given ``SHUTDOWN_STEP_S``: a step that does not end (a Redis call
+    that never returns, a cancel lost in a timeout) must not hold up the others, nor the
+    process's exit, and one that fails must not keep the others from closing. Not
+    ``asyncio.wait_for``: on its timeout it waits for the step to take the cancel."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_STEP_S)
+    if not done:
+        task.cancel()
+        log.warning("shutdown: %s did not finish within %.0f s; left behind", what,
+                    SHUTDOWN_STEP_S)
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("shutdown: %s failed: %r", what, task.exception())
 
 
 async def _reap_forever(jobs: JobService, interval_s: float) -> None:
     """Jobs of dead worker incarnations go back to the queue even if nobody polls them, and jobs
     whose publish failed with the store down are published once both answer."""
+    task = asyncio.current_task()
     while True:
         await asyncio.sleep(interval_s)
         try:
@@ -44,9 +61,13 @@ async def _reap_forever(jobs: JobService, interval_s: float) -> None:
             if handled:
                 log.info("reaper: jobs of lost workers handled", extra={"jobs": handled})
         except Exception as exc:  # Redis down: the next sweep tries again
+            # A cancel (shutdown) that lands as a Redis call's own timeout expires can come out
+            # of asyncio.timeout as TimeoutError (Python 3.11): caught here, it would be lost and
+            # shutdown would wait on this loop for ever. The task still counts the cancel.
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from exc
             log.warning("reaper sweep failed: %s", type(exc).__name__)
 
-log = logging.getLogger("app.main")
 
 TAGS = [
     {"name": "advice", "description": "Optimizer settings from a model spec, each value "
@@ -138,13 +159,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reaper
+            await _bounded("the reaper", asyncio.wait({reaper}))
             publisher.close()
-            await app.state.advice_cache.drain()  # the writes still in their window
-            await app.state.events.aclose()
-            await app.state.redis.aclose()
-            await app.state.cache_redis.aclose()
+            await _bounded("the advice cache's writes", app.state.advice_cache.drain())
+            await _bounded("the event streams", app.state.events.aclose())
+            await _bounded("the Redis clients", asyncio.gather(
+                app.state.redis.aclose(), app.state.cache_redis.aclose()))
 
     app = FastAPI(
         title="optim-advisor",
