@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             reaper.cancel()
-            await _bounded("the reaper", asyncio.wait({reaper}))
+            await _bounded("the reaper", reaper)
             publisher.close()
             await _bounded("the advice cache's writes", app.state.advice_cache.drain())
             await _bounded("the event streams", app.state.events.aclose())

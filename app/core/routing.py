@@ -59,10 +59,11 @@ except ImportError:  # pragma: no cover - a FastAPI without telemetry
 
 MAX_REPORTED = 20  # a body with a million NaNs gets a bounded answer
 
-# What only the walk of ``parse_json``'s result can locate: a lone surrogate (through a ``\\u``
-# escape or a raw 0xED byte), a NaN or Infinity token, and a number that overflows to inf (an
-# exponent of three digits, or 309 digits in a row). A body without any of these holds no such
-# value; a body with one (a string that merely contains "NaN", say) takes the full path.
+# What only the walk of the parsed body can locate: a lone surrogate (through a ``\\u`` escape or
+# a raw 0xED byte), a NaN or Infinity token, and a number that overflows to inf (an exponent of
+# three digits, or 309 digits in a row). A body without any of these holds no such value, so it
+# skips the walk (and may take the flat path); a body with one (a string that merely contains
+# "NaN", say) is walked, and the walk reports only what is really there.
 _MAY_NEED_WALK = re.compile(rb"\\u|\xed|NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
 
 
@@ -86,26 +87,10 @@ def _has_lone_surrogate(text: str) -> bool:
 
 
 def parse_json(body: bytes) -> tuple[Any, bool]:
-    """The body parsed, and whether it may hold what strict JSON refuses: a non-finite number
-    (seen by the parser itself) or a lone surrogate (possible only through a ``\\u`` escape or
-    a raw surrogate byte sequence, which starts with 0xED). Only such a body is walked by
-    :func:`strict_json_errors`, which locates each bad value; a clean body, nearly every one,
-    skips the walk."""
-    suspect = b"\\u" in body or b"\xed" in body
-
-    def constant(name: str) -> float:  # NaN, Infinity, -Infinity
-        nonlocal suspect
-        suspect = True
-        return float(name)
-
-    def number(text: str) -> float:  # 1e400 parses as inf
-        nonlocal suspect
-        value = float(text)
-        if not math.isfinite(value):
-            suspect = True
-        return value
-
-    return json.loads(body, parse_constant=constant, parse_float=number), suspect
+    """The body parsed, and whether it may hold what strict JSON refuses (``_MAY_NEED_WALK``).
+    Only such a body is walked by :func:`strict_json_errors`, which locates each bad value; a
+    clean body, nearly every one, skips the walk."""
+    return json.loads(body), _MAY_NEED_WALK.search(body) is not None
 
 
 def strict_json_errors(value: Any) -> list[dict[str, Any]]:
