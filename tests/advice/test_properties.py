@@ -3,6 +3,7 @@ every output field explained; and the artefacts agree with the advice."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -89,7 +90,7 @@ def _optimizer_valid(a: object, req: AdviceRequest) -> None:
     opt = a.optimizer  # type: ignore[attr-defined]
     if req.optimizer is not None:
         assert opt.name == req.optimizer
-    fields = {k: v for k, v in opt.model_dump().items() if v is not None and k != "nesterov"}
+    fields = {k: v for k, v in dataclasses.asdict(opt).items() if v is not None and k != "nesterov"}
     OptimizerSpec.model_validate({**fields, "nesterov": bool(opt.nesterov)})
 
 
