@@ -18,11 +18,11 @@ from prometheus_client.core import (
 )
 from redis.exceptions import RedisError
 
+from app.services.broker_messages import queue_keys
 from workers.config import PRIORITY_STEPS
 from workers.jobstore import DURATION_BUCKETS, AsyncJobStore
 from workers.names import QUEUES, TASK_BY_KIND
 
-KOMBU_PRIORITY_SEP = "\x06\x16"
 log = logging.getLogger("app.metrics")
 
 
@@ -41,12 +41,6 @@ class HttpMetrics:
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
-
-
-def queue_keys(broker_prefix: str, queue: str) -> list[str]:
-    """The Redis lists kombu keeps for one queue: one per priority step."""
-    return [broker_prefix + queue + (f"{KOMBU_PRIORITY_SEP}{p}" if p else "")
-            for p in PRIORITY_STEPS]
 
 
 class _Snapshot:

@@ -14,7 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.core.metrics import queue_keys
+from app.services.broker_messages import queue_keys
 from app.main import create_app
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, wait_until
