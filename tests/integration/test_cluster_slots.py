@@ -1,7 +1,7 @@
 """Redis Cluster readiness of the job store: every script it runs touches keys of one hash slot.
 
 The first test drives a job through every state change (submit, join, full, begin, progress,
-requeue, cancel, reap, evict, forget, release) on a real Redis, records the KEYS of every script
+requeue, cancel, reap, republish, evict, forget, release) on a real Redis, records the KEYS of every script
 call the stores make (sync and async), and checks each call's keys map to one slot, computed as
 Redis does (CRC16 of the hash tag: ``redis.crc.key_slot``). The second runs the same stores on a
 real three-node Redis Cluster (Debian's redis-server, private ports and directories), where a
@@ -107,6 +107,10 @@ async def _lifecycle(aclient: Any, sclient: Any, prefix: str) -> None:
         await aclient.delete(store.keys.job(e))  # expired while queued: forgotten when full
         f = new_job_id(tenant)
         assert (await store.submit(f, "k-f", rec, force=False, max_active=1)).outcome == "created"
+        assert (await store.queued_jobs())[f]["generation"] == 0
+        assert await store.republish_if_queued(f, 0) == 1  # its message was lost
+        assert await store.republish_if_queued(f, 0) is None  # another API process was first
+        assert (await store.queued_jobs())[f]["generation"] == 1
         assert await store.evict_beyond_cap(tenant) == 1
         assert not await store.release_claim("k-f", a)
         page, _ = await store.page(before_seq=None, limit=5, statuses=None, kinds=None,

@@ -34,6 +34,7 @@ from workers.jobstore.scripts import (
     FORGET_EXPIRED_LUA,
     REAP_LUA,
     RELEASE_LUA,
+    REPUBLISH_LUA,
     SUBMIT_LUA,
     TRANSITION_LUA,
 )
@@ -269,6 +270,36 @@ class AsyncJobStore:
         if not boots:
             return []
         return decode_payloads(await self.r.mget([self.keys.worker(b) for b in boots]))
+
+    async def queued_jobs(self) -> dict[str, dict[str, Any]]:
+        """Every job queued now, over the tenants' active sets: id → its queue, generation and
+        ``updated_at`` (when it last entered ``queued``), read from the record."""
+        k = self.keys
+        tenants = [as_text(t) for t in await self.r.smembers(k.tenants)]
+        pipe = self.r.pipeline(transaction=False)
+        for tenant in tenants:
+            pipe.hgetall(k.tenant(tenant).active)
+        ids = [as_text(job_id) for active in (await pipe.execute() if tenants else [])
+               for job_id, status in active.items() if as_text(status) == "queued"]
+        fields = ("status", "queue", "generation", "updated_at")
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(k.job(job_id), fields)
+        out: dict[str, dict[str, Any]] = {}
+        for job_id, values in zip(ids, await pipe.execute() if ids else [], strict=True):
+            status, queue, generation, updated = (as_text(v) if v is not None else None
+                                                  for v in values)
+            if status == "queued":  # the active set is a hint: the record decides
+                out[job_id] = {"queue": queue, "generation": int(generation or 0),
+                               "updated_at": updated}
+        return out
+
+    async def republish_if_queued(self, job_id: str, generation: int) -> int | None:
+        """A queued job whose message is lost gets a new generation (REPUBLISH_LUA): returns it,
+        for the caller to publish; None when the job is no longer queued under ``generation``."""
+        outcome, detail = await self.r.eval(REPUBLISH_LUA, 2, self.keys.job(job_id),
+                                            self.keys.events(job_id), generation, now_iso())
+        return int(as_text(detail)) if as_text(outcome) == "ok" else None
 
     async def dead_workers(self, ttl_s: float, limit: int = 100) -> list[str]:
         """Incarnations whose last beat is older than ``ttl_s`` (or that stopped cleanly)."""

@@ -208,6 +208,25 @@ if redis.call('GET', KEYS[6]) == ARGV[4] then redis.call('DEL', KEYS[6]) end
 return {'lost', tostring(n)}
 """
 
+# KEYS: record, events; ARGV: the generation the caller found the job under, now
+# For a queued job whose message the broker no longer holds (Redis transport: a message taken off
+# its list by a BRPOP whose reply was lost with the connection is nowhere): a new generation, to
+# be published at once by the caller. Guarded by the status and the generation, so that of two
+# API processes that both saw the loss only one publishes, and a job that started meanwhile is
+# left alone. Should the old message turn up after all, BEGIN_LUA skips it as stale.
+REPUBLISH_LUA = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if cur ~= 'queued' then return {'refused', cur or ''} end
+if tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') ~= tonumber(ARGV[1]) then
+  return {'refused', 'superseded'}
+end
+local gen = redis.call('HINCRBY', KEYS[1], 'generation', 1)
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 2000, '*', 'event', 'status',
+           'data', cjson.encode({status = 'queued', reason = 'message-lost'}))
+return {'ok', tostring(gen)}
+"""
+
 # KEYS: record, events, cancel flag, index, claim (or the no-claim key); ARGV: job_id
 # The per-tenant cap on stored jobs: the caller walks the tenant's index oldest first and evicts
 # finished jobs (or index entries whose record is gone) until the tenant is within its cap. A job
