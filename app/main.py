@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 import optim_core
@@ -50,8 +51,9 @@ async def _bounded(what: str, step: Awaitable[object]) -> None:
 
 
 async def _reap_forever(jobs: JobService, interval_s: float) -> None:
-    """Jobs of dead worker incarnations go back to the queue even if nobody polls them, and jobs
-    whose publish failed with the store down are published once both answer."""
+    """Jobs of dead worker incarnations go back to the queue even if nobody polls them, jobs
+    whose publish failed with the store down are published once both answer, and (Redis broker)
+    queued jobs whose message the broker lost are published again."""
     task = asyncio.current_task()
     while True:
         await asyncio.sleep(interval_s)
@@ -60,6 +62,7 @@ async def _reap_forever(jobs: JobService, interval_s: float) -> None:
             handled = await jobs.reap_lost_workers()
             if handled:
                 log.info("reaper: jobs of lost workers handled", extra={"jobs": handled})
+            await jobs.recover_lost_messages()
         except Exception as exc:  # Redis down: the next sweep tries again
             # A cancel (shutdown) that lands as a Redis call's own timeout expires can come out
             # of asyncio.timeout as TimeoutError (Python 3.11): caught here, it would be lost and
@@ -126,13 +129,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             write_batch=settings.advice_cache_write_batch,
             read_policy=ReadPolicy(floor=settings.advice_cache_read_floor,
                                    probe_every=settings.advice_cache_read_probe_every))
-        # Jobs: the job store (same Redis as the broker) and a Celery producer (no task bodies).
+        # Jobs: the job store, a Celery producer (no task bodies) and, with a Redis broker, a
+        # client of it, read by the reaper for lost messages (the job store's when they share
+        # one Redis).
         publisher = JobPublisher(settings)
+        broker: aioredis.Redis | None = None
+        if not settings.broker_is_amqp:
+            broker = app.state.redis if settings.effective_broker_url == settings.redis_url \
+                else async_client(settings.effective_broker_url,
+                                  timeout_s=settings.redis_socket_timeout_s, max_connections=4)
         app.state.jobs = JobService(
             AsyncJobStore(app.state.redis, settings.jobs_key_prefix,
                           result_ttl_s=settings.job_result_ttl_s,
                           active_ttl_s=settings.job_active_ttl_s,
-                          max_stored=settings.tenant_max_stored_jobs), publisher, settings)
+                          max_stored=settings.tenant_max_stored_jobs), publisher, settings,
+            broker=broker)
         app.state.api_keys = AsyncKeyStore(app.state.redis, settings.jobs_key_prefix)
         app.state.limiter = Limiter(app.state.redis, settings.jobs_key_prefix,
                                     rate_per_s=settings.rate_limit_per_s,
@@ -163,8 +174,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher.close()
             await _bounded("the advice cache's writes", app.state.advice_cache.drain())
             await _bounded("the event streams", app.state.events.aclose())
+            own_broker = [] if broker in (None, app.state.redis) else [broker.aclose()]
             await _bounded("the Redis clients", asyncio.gather(
-                app.state.redis.aclose(), app.state.cache_redis.aclose()))
+                app.state.redis.aclose(), app.state.cache_redis.aclose(), *own_broker))
 
     app = FastAPI(
         title="optim-advisor",

@@ -55,6 +55,10 @@ class Settings(WorkerSettings):
 
     # --- Jobs (the shared ones are in workers.settings.WorkerSettings) ---------------------
     job_publish_timeout_s: float = Field(default=5.0, gt=0)
+    job_lost_message_after_s: float = Field(
+        default=60.0, gt=0, description="Redis broker: a queued job whose message the broker "
+        "holds nowhere (no queue list, not unacked) at two reaper sweeps this far apart is "
+        "published again under a new generation")
     jobs_batch_max_items: int = Field(default=50, ge=1, le=50,
                                       description="at most 50: the schema's maximum")
     jobs_list_max_limit: int = Field(default=100, ge=1, le=100,

@@ -105,7 +105,8 @@ class JobView(BaseModel):
     worker: str | None = Field(default=None,
                                description="the worker running (or that ran) the latest delivery")
     generation: int = Field(default=0, description="times the job was queued again because its "
-                                                   "worker was lost (a new message each time)")
+                                                   "worker or, with a Redis broker, its message "
+                                                   "was lost (a new message each time)")
     cancel_requested: bool = False
     progress: Progress | None = None
     result: JobResult | None = Field(default=None, description="present when succeeded; its "

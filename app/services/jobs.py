@@ -18,6 +18,11 @@ Rules (documented in the OpenAPI descriptions too):
   without waiting for the broker's visibility timeout. Its lost delivery counts, so a job that
   keeps killing whole workers fails after ``job_max_deliveries`` (``worker-lost``). Messages and
   writes of an older generation are refused by the job store.
+* With a Redis broker, a queued job whose message the broker holds nowhere — in no queue list and
+  not delivered-unacknowledged — at two reaper sweeps ``job_lost_message_after_s`` apart is given
+  a new generation and published again (:meth:`JobService.recover_lost_messages`). kombu's Redis
+  transport loses a message that a worker's ``BRPOP`` took off its list as the connection
+  dropped; RabbitMQ keeps an unacknowledged delivery, so there is nothing to recover there.
 * A job whose publish fails is failed (``broker-unavailable``, the key released) and the request
   answers 503. When the store is down too, so that the failure cannot be recorded, the job is
   remembered in this process and the reaper's next sweep publishes it (or fails it) once the
@@ -28,18 +33,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 import optim_core
 from app.core.config import Settings
 from app.core.problems import ProblemError
+from app.services.broker_messages import job_messages
 from app.services.publish import JobPublisher, ServiceUnavailable, choose_queue
 from optim_core.canonical import content_hash
 from workers.jobstore import AsyncJobStore, new_job_id
-from workers.names import RESULT_SCHEMA_VERSION
+from workers.names import QUEUES, RESULT_SCHEMA_VERSION
 
 log = logging.getLogger("app.job_service")
 
@@ -77,13 +85,21 @@ def job_key(kind: str, spec: dict[str, Any], device: str, tenant: str) -> str:
 
 
 class JobService:
-    def __init__(self, store: AsyncJobStore, publisher: JobPublisher, settings: Settings) -> None:
+    def __init__(self, store: AsyncJobStore, publisher: JobPublisher, settings: Settings,
+                 broker: aioredis.Redis | None = None) -> None:
+        """``broker``: a client of the Redis broker, when the broker is Redis (None for
+        RabbitMQ): the reaper looks there for the messages of queued jobs."""
         self.store = store
         self.publisher = publisher
+        self.broker = broker
+        self.broker_prefix = settings.broker_key_prefix
         self.heartbeat_ttl_s = settings.worker_heartbeat_ttl_s
         self.max_deliveries = settings.job_max_deliveries
+        self.lost_message_after_s = settings.job_lost_message_after_s
         # job id -> its publish arguments, for jobs left queued without a message (_publish)
         self._unpublished: dict[str, dict[str, Any]] = {}
+        # (job id, generation) -> when a sweep first found the job queued with no message
+        self._absent: dict[tuple[str, int], float] = {}
 
     async def submit(self, kind: str, spec: dict[str, Any], opts: JobOptions,
                      request_id: str | None, tenant: str, max_active: int = 0) -> Submission:
@@ -209,6 +225,46 @@ class JobService:
             handled += len(done)
             await self.store.forget_dead_worker(boot, done)
         return handled
+
+    async def recover_lost_messages(self) -> int:
+        """One sweep (Redis broker only): every job queued under a generation for which the broker
+        holds no message — at this sweep and at one at least ``job_lost_message_after_s``
+        before — is given a new generation and published again. Returns how many.
+
+        Seen twice, far apart, because a message is legitimately nowhere for a moment: between the
+        submit script and the publish, and between a worker's BRPOP and its HSET of the message
+        into ``unacked``. A job that only waits in a long queue has its message in a list, so it
+        keeps its place. Several API processes may run this at once: REPUBLISH_LUA lets only one
+        of them move the generation, and only that one publishes."""
+        if self.broker is None:
+            return 0
+        queued = await self.store.queued_jobs()
+        present = await job_messages(self.broker, self.broker_prefix, QUEUES) if queued else set()
+        now = time.monotonic()
+        absent: dict[tuple[str, int], float] = {}
+        recovered = 0
+        for job_id, rec in queued.items():
+            seen = (job_id, rec["generation"])
+            if seen in present or job_id in self._unpublished:
+                continue
+            first = absent[seen] = self._absent.get(seen, now)
+            if now - first < self.lost_message_after_s:
+                continue
+            del absent[seen]
+            generation = await self.store.republish_if_queued(*seen)
+            record = await self.store.get(job_id) if generation is not None else None
+            if record is None or generation is None:
+                continue  # started, cancelled or expired meanwhile, or another process won
+            log.warning("message lost: job published again", extra={
+                "job_id": job_id, "generation": generation,
+                "absent_s": round(now - first, 1)})
+            with contextlib.suppress(ServiceUnavailable):  # _publish failed the job: say so
+                await self._publish(job_id, record["kind"], record["request"], record["device"],
+                                    record["queue"], record.get("priority"),
+                                    record.get("request_id"), generation=generation)
+            recovered += 1
+        self._absent = absent
+        return recovered
 
     async def cancel(self, job_id: str) -> tuple[str, dict[str, Any] | None]:
         outcome = await self.store.request_cancel(job_id)
