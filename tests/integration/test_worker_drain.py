@@ -14,8 +14,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.core.config import Settings
-from app.services.broker_messages import queue_keys
 from app.main import create_app
+from app.services.broker_messages import queue_keys
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, wait_until
 from workers.jobstore import JobKeys
