@@ -104,8 +104,9 @@ class AdviceCache:
 
     def _trip(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + self._retry_after
-        log.warning("advice cache unavailable (%s); skipping it for %.1fs", exc,
-                    self._retry_after)
+        # the type too: a timeout's str() is empty
+        log.warning("advice cache unavailable (%s: %s); skipping it for %.1fs",
+                    type(exc).__name__, exc, self._retry_after)
 
     def _remember(self, key: str, value: bytes) -> None:
         self._local[key] = value
