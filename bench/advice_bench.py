@@ -12,11 +12,14 @@ param_count); a hit repeats one warmed request. The three are measured in ``--ro
 interleaved rounds (healthz, hit, miss, healthz, ...), each ratio against the healthz of its own
 round, and the median round is reported: on a shared machine the rate of one 8-second run moves
 by ±20 %, and a ratio of runs minutes apart measures the machine as much as the service.
+The advice cache is Redis db 13 (``--redis``), emptied before and after the run; a run in which
+the cache's circuit opened (its log says why) is refused, since its misses skipped Redis.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -29,6 +32,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
+
+import redis
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SPEC = {"task": "llm_pretrain", "architecture": "decoder_transformer",
@@ -61,6 +67,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/13"  # the advice benchmarks' scratch database
+
+
+@contextlib.contextmanager
+def scratch(url: str) -> Iterator[None]:
+    """Empty the benchmarks' own database before and after a run: every miss leaves a 10 KB
+    cache entry (about 20,000 a run, kept a day), and runs add up to gigabytes. Any other
+    ``--redis`` is left as it is."""
+    client = redis.Redis.from_url(url) if url == DEFAULT_REDIS else None
+    try:
+        if client is not None:
+            client.flushdb()
+        yield
+    finally:
+        if client is not None:
+            client.flushdb()
+            client.close()
 
 
 def ensure_wrk() -> str:
@@ -108,7 +133,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--redis", default="redis://127.0.0.1:6379/13")
+    ap.add_argument("--redis", default=DEFAULT_REDIS)
     args = ap.parse_args()
     binary = ensure_wrk()
     port = free_port()
@@ -116,7 +141,7 @@ def main() -> None:
            "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     # The server's log goes to a file that is read afterwards for cache trips: a miss that
     # finds the cache's circuit open skips its Redis write and would read as faster.
-    with tempfile.TemporaryFile("w+") as log:
+    with tempfile.TemporaryFile("w+") as log, scratch(args.redis):
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench_app:app", "--host",
                                  "127.0.0.1", "--port", str(port), "--log-level", "warning",
                                  "--no-access-log"], cwd=ROOT, env=env,

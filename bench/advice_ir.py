@@ -33,7 +33,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench")]
 
-from advice_bench import SPEC, TRIP, free_port  # noqa: E402
+from advice_bench import DEFAULT_REDIS, SPEC, TRIP, free_port, scratch  # noqa: E402
 
 KINDS = ("healthz", "advice_hit", "advice_miss")
 
@@ -109,7 +109,7 @@ def measure(requests: int, redis: str) -> dict[str, Any]:
            "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     # the server's log is read for cache trips, as advice_bench.py does
     with tempfile.TemporaryDirectory(prefix="advice_ir_") as tmp, \
-            tempfile.TemporaryFile("w+") as log:
+            tempfile.TemporaryFile("w+") as log, scratch(redis):
         out = pathlib.Path(tmp)
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p",
@@ -138,8 +138,7 @@ def measure(requests: int, redis: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=300)
-    ap.add_argument("--redis", default=os.environ.get("BENCH_REDIS",
-                                                      "redis://127.0.0.1:6379/13"))
+    ap.add_argument("--redis", default=os.environ.get("BENCH_REDIS", DEFAULT_REDIS))
     args = ap.parse_args()
     result = measure(args.requests, args.redis)
     print(json.dumps(result, indent=2))
