@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.advice_cache = AdviceCache(
             app.state.cache_redis, ttl_s=settings.advice_cache_ttl_s,
             timeout_s=settings.advice_cache_timeout_s,
+            write_timeout_s=settings.advice_cache_write_timeout_s,
             retry_after_s=settings.advice_cache_retry_after_s,
             write_window_s=settings.advice_cache_write_window_s,
             write_batch=settings.advice_cache_write_batch,

@@ -77,12 +77,17 @@ class ReadPolicy:
 
 class AdviceCache:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int, timeout_s: float,
-                 retry_after_s: float, local_items: int = 4096,
+                 retry_after_s: float, write_timeout_s: float | None = None,
+                 local_items: int = 4096,
                  write_window_s: float = 0.0, write_batch: int = 256,
                  read_policy: ReadPolicy | None = None) -> None:
         self._client = client
         self._ttl = ttl_s
         self._timeout = timeout_s
+        # Writes go out behind the responses: nobody waits on them, so under load (a pipeline of
+        # up to write_batch 10 KB SETs, interleaved with the requests that fill the event loop)
+        # they may take longer than a read may; only a write slower than this opens the circuit.
+        self._write_timeout = max(write_timeout_s or timeout_s, timeout_s)
         self._retry_after = retry_after_s
         self._down_until = 0.0
         self._local: OrderedDict[str, bytes] = OrderedDict()
@@ -102,11 +107,11 @@ class AdviceCache:
     def available(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def _trip(self, exc: BaseException) -> None:
+    def _trip(self, exc: BaseException, op: str) -> None:
         self._down_until = time.monotonic() + self._retry_after
         # the type too: a timeout's str() is empty
-        log.warning("advice cache unavailable (%s: %s); skipping it for %.1fs",
-                    type(exc).__name__, exc, self._retry_after)
+        log.warning("advice cache unavailable (%s: %s: %s); skipping it for %.1fs",
+                    op, type(exc).__name__, exc, self._retry_after)
 
     def _remember(self, key: str, value: bytes) -> None:
         self._local[key] = value
@@ -170,7 +175,7 @@ class AdviceCache:
             async with asyncio.timeout(self._timeout):
                 raw = await self._client.mget(keys)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._trip(exc)
+            self._trip(exc, "read")
             return [None] * len(keys)
         self.read_policy.observe(raw)
         for key, value in zip(keys, raw, strict=True):
@@ -197,13 +202,13 @@ class AdviceCache:
         while self._pending:
             items, self._pending = self._pending, {}
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(self._write_timeout):
                     pipe = self._client.pipeline(transaction=False)
                     for key, value in items.items():
                         pipe.set(key, value, ex=self._ttl)
                     await pipe.execute()
             except (RedisError, OSError, TimeoutError) as exc:
-                self._trip(exc)
+                self._trip(exc, "write")
                 self._pending.clear()
                 return
 
