@@ -106,7 +106,7 @@ def measure(requests: int, redis: str) -> dict[str, Any]:
     # instructions): all are stretched, so that the writes are batched as at full speed.
     env = {**os.environ, "BENCH_REDIS": redis, "PYTHONHASHSEED": "0",
            "OPTIM_ADVICE_CACHE_WRITE_WINDOW_S": "1.0", "OPTIM_ADVICE_CACHE_TIMEOUT_S": "10",
-           "OPTIM_ADVICE_CACHE_WRITE_TIMEOUT_S": "60",
+           "OPTIM_ADVICE_CACHE_BACKGROUND_TIMEOUT_S": "60",
            "PYTHONPATH": f"{ROOT}:{ROOT / 'bench'}"}
     # the server's log is read for cache trips, as advice_bench.py does
     with tempfile.TemporaryDirectory(prefix="advice_ir_") as tmp, \

@@ -39,9 +39,10 @@ class Settings(WorkerSettings):
                                         description="at most 100: the schema's maximum")
     # The cache is an optimisation: a slow or dead cache Redis must not slow advice down.
     advice_cache_timeout_s: float = Field(default=0.2, gt=0, le=10)
-    # Writes are behind the responses: a write pipeline under load may take longer than a read
-    # may without slowing anyone (at 0.2 s, wrk's misses opened the circuit now and then).
-    advice_cache_write_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    # Writes and probe reads run behind the responses: under load they may take longer than a
+    # read a request waits on, without slowing anyone (bounded by 0.2 s, wrk's misses opened the
+    # circuit now and then).
+    advice_cache_background_timeout_s: float = Field(default=2.0, gt=0, le=60)
     advice_cache_retry_after_s: float = Field(
         default=5.0, ge=0, le=3600, description="skip the cache this long after a cache error")
     # Writes go out behind the responses, gathered for up to this long (or until

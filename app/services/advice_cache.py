@@ -77,17 +77,18 @@ class ReadPolicy:
 
 class AdviceCache:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int, timeout_s: float,
-                 retry_after_s: float, write_timeout_s: float | None = None,
+                 retry_after_s: float, background_timeout_s: float | None = None,
                  local_items: int = 4096,
                  write_window_s: float = 0.0, write_batch: int = 256,
                  read_policy: ReadPolicy | None = None) -> None:
         self._client = client
         self._ttl = ttl_s
         self._timeout = timeout_s
-        # Writes go out behind the responses: nobody waits on them, so under load (a pipeline of
-        # up to write_batch 10 KB SETs, interleaved with the requests that fill the event loop)
-        # they may take longer than a read may; only a write slower than this opens the circuit.
-        self._write_timeout = max(write_timeout_s or timeout_s, timeout_s)
+        # Writes and probe reads run behind the responses: nobody waits on them, so under load
+        # (a pipeline of up to write_batch 10 KB SETs, interleaved with the requests that fill
+        # the event loop) they may take longer than a read a request waits on; only one slower
+        # than this opens the circuit.
+        self._background_timeout = max(background_timeout_s or timeout_s, timeout_s)
         self._retry_after = retry_after_s
         self._down_until = 0.0
         self._local: OrderedDict[str, bytes] = OrderedDict()
@@ -136,7 +137,7 @@ class AdviceCache:
         if decision != "read":
             if decision == "probe":
                 self._probes.add(task := asyncio.get_running_loop().create_task(
-                    self._read_keys([keys[i] for i in missing])))
+                    self._read_keys([keys[i] for i in missing], self._background_timeout)))
                 task.add_done_callback(self._probes.discard)
             return out
         # Misses of concurrent requests (every request that reached this point in the same
@@ -166,13 +167,15 @@ class AdviceCache:
                 if not fut.done():
                     fut.set_result(value)
 
-    async def _read_keys(self, keys: list[str]) -> list[bytes | None]:
-        """One bounded MGET; what it finds is remembered locally and counted by the read
-        policy. None for every key when Redis is skipped or fails (which opens the circuit)."""
+    async def _read_keys(self, keys: list[str], timeout_s: float | None = None
+                         ) -> list[bytes | None]:
+        """One MGET, bounded by ``timeout_s`` (default: the bound of a read a request waits
+        on); what it finds is remembered locally and counted by the read policy. None for every
+        key when Redis is skipped or fails (which opens the circuit)."""
         if not self.available:
             return [None] * len(keys)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout_s or self._timeout):
                 raw = await self._client.mget(keys)
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc, "read")
@@ -202,7 +205,7 @@ class AdviceCache:
         while self._pending:
             items, self._pending = self._pending, {}
             try:
-                async with asyncio.timeout(self._write_timeout):
+                async with asyncio.timeout(self._background_timeout):
                     pipe = self._client.pipeline(transaction=False)
                     for key, value in items.items():
                         pipe.set(key, value, ex=self._ttl)

@@ -280,15 +280,15 @@ def test_misses_stop_waiting_for_redis_when_it_has_nothing_and_probes_find_it_ag
         _clear_advice()
 
 
-@pytest.mark.parametrize("write_timeout_s, opens", [(3.0, False), (0.3, True)])
+@pytest.mark.parametrize("background_timeout_s, opens", [(3.0, False), (0.3, True)])
 def test_a_slow_write_behind_the_responses_opens_the_circuit_only_past_its_own_bound(
-        write_timeout_s: float, opens: bool) -> None:
+        background_timeout_s: float, opens: bool) -> None:
     # Redis itself holds every write for 0.8 s (CLIENT PAUSE … WRITE); reads still answer. The
     # write goes out behind the response, so it may take longer than a read's 0.2 s bound.
     _clear_advice()
     app = create_app(Settings(redis_url=CACHE_URL, cache_redis_url=CACHE_URL,
                               advice_cache_timeout_s=0.2, advice_cache_write_window_s=0.0,
-                              advice_cache_write_timeout_s=write_timeout_s))
+                              advice_cache_background_timeout_s=background_timeout_s))
     r = redis.Redis.from_url(CACHE_URL)
     try:
         with TestClient(app) as c:
