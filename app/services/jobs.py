@@ -239,7 +239,8 @@ class JobService:
         if self.broker is None:
             return 0
         queued = await self.store.queued_jobs()
-        present = await job_messages(self.broker, self.broker_prefix, QUEUES) if queued else set()
+        queues = sorted({*QUEUES, *(rec["queue"] for rec in queued.values() if rec["queue"])})
+        present = await job_messages(self.broker, self.broker_prefix, queues) if queued else set()
         now = time.monotonic()
         absent: dict[tuple[str, int], float] = {}
         recovered = 0
