@@ -30,6 +30,14 @@ def ns() -> Iterator[Namespace]:
     namespace.cleanup()
 
 
+@pytest.fixture()
+def lone_ns() -> Iterator[Namespace]:
+    """A namespace of the test's own, which no worker consumes until the test starts one."""
+    namespace = new_namespace()
+    yield namespace
+    namespace.cleanup()
+
+
 @pytest.fixture(scope="session")
 def worker(ns: Namespace) -> Iterator[WorkerProcess]:
     proc = WorkerProcess(ns, concurrency=2, queues="cpu")

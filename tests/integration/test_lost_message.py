@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -20,17 +19,9 @@ from app.core.config import Settings
 from app.main import create_app
 from app.services.broker_messages import job_of, queue_keys
 from tests.integration.conftest import wait_status
-from tests.jobs_support import Namespace, WorkerProcess, new_namespace, tiny_range_test, wait_until
+from tests.jobs_support import Namespace, WorkerProcess, tiny_range_test, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def idle_ns() -> Iterator[Namespace]:
-    """A namespace no worker consumes until the test starts one."""
-    namespace = new_namespace()
-    yield namespace
-    namespace.cleanup()
 
 
 def _messages(r: redis.Redis, ns: Namespace) -> list[tuple[str, int] | None]:
@@ -39,23 +30,23 @@ def _messages(r: redis.Redis, ns: Namespace) -> list[tuple[str, int] | None]:
 
 
 def test_a_lost_message_is_published_again_and_a_waiting_job_keeps_its_place(
-        idle_ns: Namespace) -> None:
-    settings = Settings(**{**idle_ns.settings_kwargs(), "reaper_interval_s": 0.2,
+        lone_ns: Namespace) -> None:
+    settings = Settings(**{**lone_ns.settings_kwargs(), "reaper_interval_s": 0.2,
                            "job_lost_message_after_s": 1.0})
-    r = redis.Redis.from_url(idle_ns.redis_url)
+    r = redis.Redis.from_url(lone_ns.redis_url)
     worker: WorkerProcess | None = None
     try:
         with TestClient(create_app(settings)) as client:
             lost, kept = (client.post("/v1/jobs/lr-range-test",
                                       json=tiny_range_test(seed=seed, num_steps=20)).json()["id"]
                           for seed in (1601, 1602))
-            assert sorted(m for m in _messages(r, idle_ns) if m) == sorted([(lost, 0), (kept, 0)])
+            assert sorted(m for m in _messages(r, lone_ns) if m) == sorted([(lost, 0), (kept, 0)])
             # Sweeps over more than job_lost_message_after_s with both messages waiting:
             # neither job is taken for lost, nothing is published twice.
             time.sleep(1.5)
-            assert sorted(m for m in _messages(r, idle_ns) if m) == sorted([(lost, 0), (kept, 0)])
+            assert sorted(m for m in _messages(r, lone_ns) if m) == sorted([(lost, 0), (kept, 0)])
             assert client.app.state.jobs._absent == {}
-            for key in queue_keys(idle_ns.broker_prefix, "cpu"):
+            for key in queue_keys(lone_ns.broker_prefix, "cpu"):
                 for raw in r.lrange(key, 0, -1):
                     if job_of(json.loads(raw)) == (lost, 0):
                         assert r.lrem(key, 1, raw) == 1  # what the lost BRPOP did
@@ -66,10 +57,10 @@ def test_a_lost_message_is_published_again_and_a_waiting_job_keeps_its_place(
 
             rec = wait_until(republished, 20, 0.1, "the reaper to publish the lost job again")
             assert rec["status"] == "queued" and rec["deliveries"] == 0
-            assert sorted(m for m in _messages(r, idle_ns) if m) == sorted([(lost, 1), (kept, 0)])
+            assert sorted(m for m in _messages(r, lone_ns) if m) == sorted([(lost, 1), (kept, 0)])
             assert client.get(f"/v1/jobs/{kept}").json()["generation"] == 0
 
-            worker = WorkerProcess(idle_ns, concurrency=1, queues="cpu", name="lost")
+            worker = WorkerProcess(lone_ns, concurrency=1, queues="cpu", name="lost")
             worker.wait_ready(timeout=120)
             for job_id in (lost, kept):
                 done = wait_status(client, job_id, {"succeeded", "failed", "cancelled"})

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,20 +27,12 @@ from tests.jobs_support import (
     Namespace,
     WorkerProcess,
     long_range_test,
-    new_namespace,
     tiny_range_test,
     wait_until,
 )
 from workers.jobstore import JobKeys, JobStore, write_heartbeat
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture()
-def lone_ns() -> Iterator[Namespace]:
-    ns = new_namespace()
-    yield ns
-    ns.cleanup()
 
 
 def _store(ns: Namespace) -> tuple[redis.Redis, JobStore]:
