@@ -51,6 +51,8 @@ async def readyz(request: Request, redis: RedisDep, settings: SettingsDep) -> di
                        **problems(401, 403, 429)})
 async def prometheus_metrics(request: Request, redis: RedisDep, settings: SettingsDep,
                              admin: AdminDep) -> Response:
-    body = await metrics.render(request.app.state.http_metrics, request.app.state.jobs.store,
-                                redis, settings.broker_key_prefix, settings.worker_heartbeat_ttl_s)
+    jobs = request.app.state.jobs
+    # queue depths are read where the Redis broker keeps its lists (its own URL, if it has one)
+    body = await metrics.render(request.app.state.http_metrics, jobs.store, jobs.broker or redis,
+                                settings.broker_key_prefix, settings.worker_heartbeat_ttl_s)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
