@@ -359,6 +359,8 @@ def test_batch_reports_an_outage_mid_batch_and_keeps_what_it_created(
 
 def test_metrics_and_readiness(client: TestClient) -> None:
     assert client.get("/readyz").status_code == 200
+    # a request of its own on a templated route, so the test does not lean on earlier ones
+    assert client.get(f"/v1/jobs/{'0' * 32}").status_code == 404
     text = client.get("/metrics").text
     for name in ("optim_http_requests_total", "optim_jobs{", "optim_jobs_entered_total",
                  "optim_queue_depth{queue=\"cpu\"}", "optim_job_duration_seconds_bucket",
