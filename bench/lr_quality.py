@@ -19,7 +19,11 @@ either loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``
 trials over the same span at half the step (×√3: five candidates, ``FINE_FACTORS``), to see how
 much of the trials' regret is their grid's resolution; ``trials_seeds3`` runs every case's trials
 with ``seeds=3`` (ranked by the mean over three initial weights), to see how much of it is the
-difference between the trials' initial weights and the judged ones. A fresh copy of
+difference between the trials' initial weights and the judged ones. ``grid_other_init`` trains
+the whole grid below on the trials' initial weights and takes its best LR: what any search that
+measures on other initial weights than the judged run's — the trials of any design — could reach
+at the grid's resolution and the judged steps, so the regret that is left there is the
+difference between initial weights, not the search. A fresh copy of
 the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -40,6 +44,7 @@ One thread (small models: threads only add noise on a shared CPU); about 10 minu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import pathlib
@@ -60,7 +65,7 @@ from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
-         "trials_followed", "trials_fine", "trials_seeds3")
+         "trials_followed", "trials_fine", "trials_seeds3", "grid_other_init")
 # The rows that train trials (only with the trials' own schedule, warmup-cosine).
 TRIALS_ROWS = tuple(r for r in RULES if r.startswith("trials"))
 # trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
@@ -138,11 +143,22 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
         details["trials_followed"] = followed | {"reran": warned} if followed else {}
         for name, change in TRIALS_VARIANTS.items():
             s[name], details[name] = trials_pick(problem, s["recommended"], steps, **change)
+    if problem.make_model_init is not None:
+        # The bound of every search that measures on other initial weights, as the trials do:
+        # the whole grid trained on the trials' init, its best LR judged on the case's own.
+        other = dataclasses.replace(
+            problem, make_model=lambda: problem.make_model_init(TRIALS_INIT_OFFSET))
+        other_grid = {lr: train_fixed_lr(other, lr, steps, schedule) for lr in lrs}
+        finite = {lr: v for lr, v in other_grid.items() if math.isfinite(v)}
+        s["grid_other_init"] = min(finite, key=finite.__getitem__) if finite else None
+        details["grid_other_init"] = {"init_offset": TRIALS_INIT_OFFSET, "grid": [
+            {"lr": lr, "final_loss": _fin(v)} for lr, v in other_grid.items()]}
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
-    for rule in (r for r in RULES if r not in TRIALS_ROWS or schedule == "warmup_cosine"):
+    for rule in (r for r in RULES if (r not in TRIALS_ROWS or schedule == "warmup_cosine")
+                 and (r != "grid_other_init" or r in s)):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _fin(loss),
@@ -158,7 +174,7 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            **{name: details.get(name, {}) for name in TRIALS_ROWS},
+            **{name: details.get(name, {}) for name in (*TRIALS_ROWS, "grid_other_init")},
             "rules": rules}
 
 
