@@ -41,6 +41,13 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     assert case["rules"]["trials_seeds3"]["lr"] in case["trials_seeds3"]["lrs"]
     assert w["bad_after_seeds"] == int(case["rules"]["trials_followed"]["diverged"]
                                        or (case["rules"]["trials_followed"]["regret"] or 0) > 2)
+    # the bound: the grid trained on the trials' init, its best LR judged on the case's own
+    other = case["grid_other_init"]
+    assert other["init_offset"] == lr_quality.TRIALS_INIT_OFFSET
+    assert [g["lr"] for g in other["grid"]] == [g["lr"] for g in case["grid"]]
+    assert other["grid"] != case["grid"]  # other weights train to other losses
+    finite = [g for g in other["grid"] if g["final_loss"] is not None]
+    assert case["rules"]["grid_other_init"]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
