@@ -20,11 +20,11 @@ trials over the same span at half the step (×√3: five candidates, ``FINE_FACT
 much of the trials' regret is their grid's resolution; ``trials_seeds3`` runs every case's trials
 with ``seeds=3`` (ranked by the mean over three initial weights), to see how much of it is the
 difference between the trials' initial weights and the judged ones. ``grid_other_init`` trains
-the whole grid below on the trials' initial weights and takes its best LR: what any search that
-measures on other initial weights than the judged run's — the trials of any design — could reach
-at the grid's resolution and the judged steps, so the regret that is left there is the
-difference between initial weights, not the search. A fresh copy of
-the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
+the whole grid below on the trials' initial weights and takes its best LR: what a search over
+the grid's points that measures on other initial weights than the judged run's could reach at
+the judged steps, so the regret left there is the difference between initial weights, not the
+search (a finer search, whose picks fall between grid points, is not bounded by it). A fresh
+copy of the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
 default schedule (5 % warmup, cosine to 0.1 x peak; ``--schedule constant`` holds it fixed
@@ -144,8 +144,9 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
         for name, change in TRIALS_VARIANTS.items():
             s[name], details[name] = trials_pick(problem, s["recommended"], steps, **change)
     if problem.make_model_init is not None:
-        # The bound of every search that measures on other initial weights, as the trials do:
-        # the whole grid trained on the trials' init, its best LR judged on the case's own.
+        # The bound of a search over the grid's points that measures on other initial weights,
+        # as the trials do: the whole grid trained on the trials' init, its best LR judged on the
+        # case's own.
         other = dataclasses.replace(
             problem, make_model=lambda: problem.make_model_init(TRIALS_INIT_OFFSET))
         other_grid = {lr: train_fixed_lr(other, lr, steps, schedule) for lr in lrs}
