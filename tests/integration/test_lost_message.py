@@ -50,12 +50,15 @@ def test_a_lost_message_is_published_again_and_a_waiting_job_keeps_its_place(
                 for raw in r.lrange(key, 0, -1):
                     if job_of(json.loads(raw)) == (lost, 0):
                         assert r.lrem(key, 1, raw) == 1  # what the lost BRPOP did
+            removed = time.monotonic()
 
             def republished() -> dict | None:
                 rec = client.get(f"/v1/jobs/{lost}").json()
                 return rec if rec["generation"] == 1 else None
 
             rec = wait_until(republished, 20, 0.1, "the reaper to publish the lost job again")
+            # not before it had been missing at two sweeps job_lost_message_after_s apart
+            assert time.monotonic() - removed >= settings.job_lost_message_after_s
             assert rec["status"] == "queued" and rec["deliveries"] == 0
             assert sorted(m for m in _messages(r, lone_ns) if m) == sorted([(lost, 1), (kept, 0)])
             assert client.get(f"/v1/jobs/{kept}").json()["generation"] == 0
