@@ -134,11 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # client of it, read by the reaper for lost messages (the job store's when they share
         # one Redis).
         publisher = JobPublisher(settings)
-        broker: aioredis.Redis | None = None
-        if not settings.broker_is_amqp:
-            broker = app.state.redis if settings.effective_broker_url == settings.redis_url \
-                else async_client(settings.effective_broker_url,
-                                  timeout_s=settings.redis_socket_timeout_s, max_connections=4)
+        own_broker: aioredis.Redis | None = None  # a client of its own, closed at shutdown
+        if not settings.broker_is_amqp and settings.effective_broker_url != settings.redis_url:
+            own_broker = async_client(settings.effective_broker_url,
+                                      timeout_s=settings.redis_socket_timeout_s,
+                                      max_connections=4)
+        broker = None if settings.broker_is_amqp else own_broker or app.state.redis
         app.state.jobs = JobService(
             AsyncJobStore(app.state.redis, settings.jobs_key_prefix,
                           result_ttl_s=settings.job_result_ttl_s,
@@ -175,9 +176,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publisher.close()
             await _bounded("the advice cache's writes", app.state.advice_cache.drain())
             await _bounded("the event streams", app.state.events.aclose())
-            own_broker = [] if broker in (None, app.state.redis) else [broker.aclose()]
             await _bounded("the Redis clients", asyncio.gather(
-                app.state.redis.aclose(), app.state.cache_redis.aclose(), *own_broker))
+                app.state.redis.aclose(), app.state.cache_redis.aclose(),
+                *([own_broker.aclose()] if own_broker is not None else [])))
 
     app = FastAPI(
         title="optim-advisor",

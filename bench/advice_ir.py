@@ -33,7 +33,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench")]
 
-from advice_bench import DEFAULT_REDIS, SPEC, TRIP, free_port, scratch  # noqa: E402
+from advice_bench import DEFAULT_REDIS, SPEC, cache_trips, free_port, scratch  # noqa: E402
 
 KINDS = ("healthz", "advice_hit", "advice_miss")
 
@@ -122,10 +122,10 @@ def measure(requests: int, redis: str) -> dict[str, Any]:
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-        log.seek(0)
-        if trips := sum(TRIP in line for line in log):
-            raise SystemExit(f"the advice cache's circuit opened {trips} times: misses "
-                             "skipped their Redis writes, so the counts are not a miss's")
+        if trips := cache_trips(log):
+            raise SystemExit(f"the advice cache's circuit opened {len(trips)} times, so misses "
+                             "skipped their Redis writes and the counts are not a miss's; the "
+                             "server's log: " + " | ".join(trips[:3]))
     return {
         "command": "bench/advice_ir.py " + " ".join(sys.argv[1:]),
         "requests": requests,

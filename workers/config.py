@@ -20,6 +20,17 @@ from workers.settings import WorkerSettings
 # first, so it gets the API's priority as is.
 PRIORITY_STEPS: list[int] = list(range(10))
 DEFAULT_PRIORITY = 5
+# Where kombu's Redis transport keeps them, under the broker's global_keyprefix: one list per
+# step (``queue``, ``queue\x06\x163``, …) and, for messages delivered and not yet acknowledged,
+# the ``unacked`` hash (kombu.transport.redis.Channel.unacked_key).
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_UNACKED = "unacked"
+
+
+def queue_keys(broker_prefix: str, queue: str) -> list[str]:
+    """The Redis lists kombu keeps for one queue: one per priority step."""
+    return [broker_prefix + queue + (f"{KOMBU_PRIORITY_SEP}{p}" if p else "")
+            for p in PRIORITY_STEPS]
 
 
 def broker_priority(s: WorkerSettings, priority: int | None) -> int:

@@ -18,8 +18,7 @@ from prometheus_client.core import (
 )
 from redis.exceptions import RedisError
 
-from app.services.broker_messages import queue_keys
-from workers.config import PRIORITY_STEPS
+from workers.config import PRIORITY_STEPS, queue_keys
 from workers.jobstore import DURATION_BUCKETS, AsyncJobStore
 from workers.names import QUEUES, TASK_BY_KIND
 

@@ -88,7 +88,7 @@ class AdviceCache:
         # (a pipeline of up to write_batch 10 KB SETs, interleaved with the requests that fill
         # the event loop) they may take longer than a read a request waits on; only one slower
         # than this opens the circuit.
-        self._background_timeout = max(background_timeout_s or timeout_s, timeout_s)
+        self._background_timeout = background_timeout_s or timeout_s
         self._retry_after = retry_after_s
         self._down_until = 0.0
         self._local: OrderedDict[str, bytes] = OrderedDict()

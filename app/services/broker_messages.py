@@ -1,11 +1,11 @@
-"""What the Redis broker holds: kombu's key layout, and which jobs have a message there.
+"""Which jobs the Redis broker holds a message for.
 
-kombu's Redis transport keeps a queue as one list per priority step (``queue``,
-``queue\\x06\\x163``, …) and every message delivered but not yet acknowledged in the ``unacked``
-hash (delivery tag → ``[message, exchange, routing key]``), all under the broker's
-``global_keyprefix``. With ``task_acks_late`` a running job's message stays in ``unacked`` until
-it ends. A message is a JSON envelope whose body is base64 JSON (the Celery serializer is JSON):
-read here with ``json`` and ``base64`` only — nothing from the broker is unpickled or executed.
+kombu's Redis transport keeps a queue as one list per priority step and every message delivered
+but not yet acknowledged in the ``unacked`` hash (delivery tag → ``[message, exchange, routing
+key]``); the key layout lives in ``workers.config``, beside the transport options that decide
+it. With ``task_acks_late`` a running job's message stays in ``unacked`` until it ends. A
+message is a JSON envelope whose body is base64 JSON (the Celery serializer is JSON): read here
+with ``json`` and ``base64`` only — nothing from the broker is unpickled or executed.
 """
 
 from __future__ import annotations
@@ -19,16 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from workers.config import PRIORITY_STEPS
-
-KOMBU_PRIORITY_SEP = "\x06\x16"
-UNACKED = "unacked"  # kombu.transport.redis.Channel.unacked_key
-
-
-def queue_keys(broker_prefix: str, queue: str) -> list[str]:
-    """The Redis lists kombu keeps for one queue: one per priority step."""
-    return [broker_prefix + queue + (f"{KOMBU_PRIORITY_SEP}{p}" if p else "")
-            for p in PRIORITY_STEPS]
+from workers.config import KOMBU_UNACKED, queue_keys
 
 
 def job_of(envelope: Any) -> tuple[str, int] | None:
@@ -70,7 +61,7 @@ async def job_messages(broker: aioredis.Redis, broker_prefix: str,
     pipe = broker.pipeline(transaction=True)
     for key in itertools.chain.from_iterable(queue_keys(broker_prefix, q) for q in queues):
         pipe.lrange(key, 0, -1)
-    pipe.hvals(broker_prefix + UNACKED)
+    pipe.hvals(broker_prefix + KOMBU_UNACKED)
     *waiting, unacked = await pipe.execute()
     envelopes = list(_decoded(itertools.chain.from_iterable(waiting)))
     envelopes += [row[0] for row in _decoded(unacked) if isinstance(row, list) and row]

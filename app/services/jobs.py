@@ -157,6 +157,14 @@ class JobService:
                     "priority": priority, "request_id": request_id, "generation": generation}
             raise
 
+    async def _publish_again(self, job_id: str, record: dict[str, Any], generation: int) -> None:
+        """A new message for a job the store has just moved to ``generation``, built from its
+        record; a failed publish has failed the job (``_publish``), which its record then says."""
+        with contextlib.suppress(ServiceUnavailable):
+            await self._publish(job_id, record["kind"], record["request"], record["device"],
+                                record["queue"], record.get("priority"),
+                                record.get("request_id"), generation=generation)
+
     async def publish_unpublished(self) -> int:
         """One sweep over the jobs whose publish failed while the store was down too: each
         still queued is published now (the job then runs; a delivery twice is refused by the
@@ -199,10 +207,7 @@ class JobService:
         if outcome == "requeued":
             log.warning("worker lost: job queued again", extra={
                 "job_id": job_id, "worker": worker, "generation": int(detail)})
-            with contextlib.suppress(ServiceUnavailable):  # _publish failed the job: say so
-                await self._publish(job_id, record["kind"], record["request"],
-                                    record["device"], record["queue"], record.get("priority"),
-                                    record.get("request_id"), generation=int(detail))
+            await self._publish_again(job_id, record, int(detail))
         elif outcome == "lost":
             log.warning("job failed: worker lost", extra={"job_id": job_id, "worker": worker})
         else:
@@ -245,24 +250,23 @@ class JobService:
         absent: dict[tuple[str, int], float] = {}
         recovered = 0
         for job_id, rec in queued.items():
-            seen = (job_id, rec["generation"])
-            if seen in present or job_id in self._unpublished:
+            needed = (job_id, rec["generation"])  # the message the job waits for
+            if needed in present or job_id in self._unpublished:
                 continue
-            first = absent[seen] = self._absent.get(seen, now)
+            first = absent[needed] = self._absent.get(needed, now)
             if now - first < self.lost_message_after_s:
                 continue
-            del absent[seen]
-            generation = await self.store.republish_if_queued(*seen)
-            record = await self.store.get(job_id) if generation is not None else None
-            if record is None or generation is None:
-                continue  # started, cancelled or expired meanwhile, or another process won
+            del absent[needed]
+            generation = await self.store.republish_if_queued(*needed)
+            if generation is None:  # started or cancelled meanwhile, or another process won
+                continue
+            record = await self.store.get(job_id)  # the whole record (the request) only now
+            if record is None:  # expired meanwhile
+                continue
             log.warning("message lost: job published again", extra={
                 "job_id": job_id, "generation": generation,
                 "absent_s": round(now - first, 1)})
-            with contextlib.suppress(ServiceUnavailable):  # _publish failed the job: say so
-                await self._publish(job_id, record["kind"], record["request"], record["device"],
-                                    record["queue"], record.get("priority"),
-                                    record.get("request_id"), generation=generation)
+            await self._publish_again(job_id, record, generation)
             recovered += 1
         self._absent = absent
         return recovered

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -50,6 +50,7 @@ TASK_MODALITY: dict[str, Modality | None] = {
     "vision_transformer": "vision", "other": None}
 DEFAULT_MODALITY: dict[str, Modality] = {"seq2seq": "text", "other": "other"}
 MAX_PARAMS = 10**13
+T = TypeVar("T")
 MAX_STEPS = 100_000_000
 
 
@@ -193,13 +194,13 @@ class AdviceRequest(_Model):
 # Not frozen: a frozen dataclass sets each field through object.__setattr__ (~2.5 µs); nothing
 # mutates them after the engine returns. Keyword-only, so a field with a default can precede one
 # without.
-_part = dataclass(slots=True, kw_only=True)
-_PART_CONFIG = ConfigDict(extra="forbid")
+def _part(cls: type[T]) -> type[T]:
+    cls.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    return dataclass(slots=True, kw_only=True)(cls)
 
 
 @_part
 class OptimizerAdvice:
-    __pydantic_config__ = _PART_CONFIG
     name: str
     lr: float
     betas: tuple[float, float] | None = None
@@ -212,7 +213,6 @@ class OptimizerAdvice:
 
 @_part
 class ParamGroupRule:
-    __pydantic_config__ = _PART_CONFIG
     decay: str
     no_decay: list[str]
     decay_embeddings: bool
@@ -222,7 +222,6 @@ class ParamGroupRule:
 class LoraAdvice:
     """Adapter settings for parameter-efficient fine-tuning (peft.LoraConfig's fields)."""
 
-    __pydantic_config__ = _PART_CONFIG
     r: int
     lora_alpha: int
     lora_dropout: float
@@ -234,7 +233,6 @@ class LoraAdvice:
 class RecipeUsed:
     """Which recipe row decided the advice, and the published recipes behind it."""
 
-    __pydantic_config__ = _PART_CONFIG
     id: str
     regime: str
     stage: Stage
@@ -247,7 +245,6 @@ class RecipeUsed:
 
 @_part
 class ScheduleAdvice:
-    __pydantic_config__ = _PART_CONFIG
     name: str
     peak_lr: float
     warmup_steps: int
@@ -258,7 +255,6 @@ class ScheduleAdvice:
 
 @_part
 class BatchScaling:
-    __pydantic_config__ = _PART_CONFIG
     applied: bool
     method: Literal["linear", "sqrt", "none"]
     from_batch: float | None = None
@@ -269,7 +265,6 @@ class BatchScaling:
 
 @_part
 class SearchAdvice:
-    __pydantic_config__ = _PART_CONFIG
     lr_range: tuple[float, float]
     weight_decay_grid: list[float]
 
@@ -309,7 +304,6 @@ class AdviceWarning:
 
 @_part
 class Artefacts:
-    __pydantic_config__ = _PART_CONFIG
     pytorch: str
     hf_training_arguments: dict[str, Any]
     hf_notes: list[str]

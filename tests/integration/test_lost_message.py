@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.broker_messages import job_of, queue_keys
+from app.services.broker_messages import job_of
 from tests.integration.conftest import wait_status
 from tests.jobs_support import Namespace, WorkerProcess, tiny_range_test, wait_until
+from workers.config import queue_keys
 
 pytestmark = pytest.mark.integration
 

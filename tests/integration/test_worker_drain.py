@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 
 from app.core.config import Settings
 from app.main import create_app
-from app.services.broker_messages import queue_keys
 from tests.integration.conftest import wait_status
 from tests.jobs_support import WorkerProcess, long_range_test, new_namespace, wait_until
+from workers.config import queue_keys
 from workers.jobstore import JobKeys
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.services.broker_messages import job_of, queue_keys
+from app.services.broker_messages import job_of
+from workers.config import queue_keys
 
 JOB = "0123abcd" + "f" * 24
 

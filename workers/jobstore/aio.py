@@ -272,8 +272,8 @@ class AsyncJobStore:
         return decode_payloads(await self.r.mget([self.keys.worker(b) for b in boots]))
 
     async def queued_jobs(self) -> dict[str, dict[str, Any]]:
-        """Every job queued now, over the tenants' active sets: id → its queue, generation and
-        ``updated_at`` (when it last entered ``queued``), read from the record."""
+        """Every job queued now, over the tenants' active sets: id → its queue and generation,
+        read from the record (not the request: this runs every sweep)."""
         k = self.keys
         tenants = [as_text(t) for t in await self.r.smembers(k.tenants)]
         pipe = self.r.pipeline(transaction=False)
@@ -281,17 +281,15 @@ class AsyncJobStore:
             pipe.hgetall(k.tenant(tenant).active)
         ids = [as_text(job_id) for active in (await pipe.execute() if tenants else [])
                for job_id, status in active.items() if as_text(status) == "queued"]
-        fields = ("status", "queue", "generation", "updated_at")
+        fields = ("status", "queue", "generation")
         pipe = self.r.pipeline(transaction=False)
         for job_id in ids:
             pipe.hmget(k.job(job_id), fields)
         out: dict[str, dict[str, Any]] = {}
         for job_id, values in zip(ids, await pipe.execute() if ids else [], strict=True):
-            status, queue, generation, updated = (as_text(v) if v is not None else None
-                                                  for v in values)
+            status, queue, generation = (as_text(v) if v is not None else None for v in values)
             if status == "queued":  # the active set is a hint: the record decides
-                out[job_id] = {"queue": queue, "generation": int(generation or 0),
-                               "updated_at": updated}
+                out[job_id] = {"queue": queue, "generation": int(generation or 0)}
         return out
 
     async def republish_if_queued(self, job_id: str, generation: int) -> int | None:
