@@ -17,7 +17,11 @@ from optim_core.specs.optimizer import OptimizerName, OptimizerSpec
 from optim_core.specs.range_test import RangeTestConfig
 from optim_core.specs.schedule import ScheduleSpec
 
-__all__ = ["RangeTestJobSpec", "TrialCandidate", "TrialsConfig", "TrialsJobSpec"]
+__all__ = ["REFINE_CANDIDATES", "RangeTestJobSpec", "TrialCandidate", "TrialsConfig",
+           "TrialsJobSpec"]
+
+#: the refinement's candidates per default optimizer: half a grid step below and above its best
+REFINE_CANDIDATES = 2
 
 
 class TrialCandidate(_Spec):
@@ -89,18 +93,33 @@ class TrialsConfig(_Spec):
                     "its own step ratio (each extra LR costs steps x seeds); 0 = off. Whatever "
                     "is left at an edge is said plainly in the result")
 
-    def planned_steps(self, n_candidates: int | None = None) -> int:
-        """The most training steps the trials can run (the API's max_total_steps check): every
-        candidate and every possible edge extension, times ``seeds``, plus one range test per
-        default optimizer when the centre LR is measured."""
+    refine: bool = Field(
+        default=False,
+        description="after the grid and its edge extensions, per default optimizer, try the LRs "
+                    "half a grid step either side of its best (the geometric means with its "
+                    "neighbours) and rank them with the rest: the grid's resolution halved where "
+                    "the optimum is, for at most two candidates per optimizer (each costs steps "
+                    "x seeds). Explicit candidates are not refined")
+
+    def planned_runs(self, n_candidates: int | None = None) -> int:
+        """The most candidate runs the trials can make: every candidate, every possible edge
+        extension and refinement, times ``seeds``."""
         names = len(self.default_optimizers)
         if n_candidates is None:
             n_candidates = (len(self.candidates) if self.candidates
                             else names * len(self.lr_factors))
-        extra = names * self.extend_edges if self.candidates is None else 0
+        extra = (names * (self.extend_edges + REFINE_CANDIDATES * self.refine)
+                 if self.candidates is None else 0)
+        return (n_candidates + extra) * self.seeds
+
+    def planned_steps(self, n_candidates: int | None = None) -> int:
+        """The most training steps the trials can run (the API's max_total_steps check): every
+        planned run's steps, plus one range test per default optimizer when the centre LR is
+        measured."""
         measuring = self.candidates is None and self.center_lr is None
-        return ((n_candidates + extra) * self.steps * self.seeds
-                + (names * self.range_test_steps if measuring else 0))
+        return (self.planned_runs(n_candidates) * self.steps
+                + (len(self.default_optimizers) * self.range_test_steps if measuring else 0))
+
     batched: bool = Field(
         default=False,
         description="opt-in: train the candidates that share an optimizer class in one vmapped "

@@ -73,11 +73,12 @@ class ProgressEvent(BaseModel):
     """One progress report: ``step`` steps done out of ``total``, at ``lr``, smoothed ``loss``.
 
     ``loss`` is None when it is not a finite number (JSON has no NaN). A trials job says where it
-    is: ``phase`` (``range_test`` measuring an optimizer's centre LR, ``trial``, or ``extension``:
-    a trial past the edge of the LR grid), ``candidate`` (the optimizer name in a range test, the
+    is: ``phase`` (``range_test`` measuring an optimizer's centre LR, ``trial``, ``extension``:
+    a trial past the edge of the LR grid, or ``refine``: half a grid step beside the best),
+    ``candidate`` (the optimizer name in a range test, the
     candidate's label in a trial; several labels joined by ", " when candidates train batched),
     its peak ``candidate_lr`` and ``seed`` (0 … seeds − 1). ``step``/``total`` count every phase
-    together; ``total`` grows when an extension is added. A plain range-test job leaves them None.
+    together; ``total`` grows when an extension or a refinement is added. A plain range-test job leaves them None.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,7 +87,7 @@ class ProgressEvent(BaseModel):
     total: int = Field(ge=0)
     lr: float
     loss: float | None = None
-    phase: Literal["range_test", "trial", "extension"] | None = None
+    phase: Literal["range_test", "trial", "extension", "refine"] | None = None
     candidate: str | None = None
     candidate_lr: float | None = None
     seed: int | None = Field(default=None, ge=0)

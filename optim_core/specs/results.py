@@ -179,8 +179,9 @@ class SeedRun(_Result):
 
 class TrialResult(_Result):
     label: str
-    phase: Literal["trial", "extension"] = Field(
-        description="extension: added past a winning edge of the LR grid (extend_edges)")
+    phase: Literal["trial", "extension", "refine"] = Field(
+        description="extension: added past a winning edge of the LR grid (extend_edges); "
+                    "refine: half a grid step beside the best LR (TrialsConfig.refine)")
     optimizer: OptimizerSpec = Field(description="the full optimizer spec, defaults filled")
     schedule: ScheduleSpec = Field(description="the full schedule the trial ran")
     schedule_source: Literal["given", "default"] = Field(
@@ -214,6 +215,9 @@ class GridEdge(_Result):
     grid_lrs: list[float] = Field(description="the peak LRs tried, ascending, extensions included")
     at_edge: Literal["low", "high"] | None
     extended_lrs: list[float] = Field(description="LRs added past a winning edge")
+    refined_lrs: list[float] = Field(
+        default_factory=list,
+        description="LRs added half a grid step beside the best (TrialsConfig.refine)")
     note: str = Field(description="in words, including whether the optimum may lie beyond")
 
 

@@ -69,7 +69,8 @@ class TrialResult:
     #: "given" (the candidate's own schedule) or "default" (``TrialsConfig.schedule``); the
     #: schedule itself is always recorded in full in ``schedule``
     schedule_source: str = "given"
-    #: "trial" (the planned grid) or "extension" (an LR past the grid's edge)
+    #: "trial" (the planned grid), "extension" (an LR past the grid's edge) or "refine" (half a
+    #: grid step beside the best)
     phase: str = "trial"
     #: one entry per seed (seed 0 first; its curves are the ones above): score, final losses,
     #: divergence. Filled by `run_trials_on`.

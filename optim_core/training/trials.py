@@ -13,6 +13,11 @@ then a placeholder (the sweep's first LR), and trials centred on it would compar
 Default LRs above ``MAX_LR`` are clipped to it; candidates that clipping made identical are run once,
 and the trial says which requested LRs were clipped (``clipped_lrs``).
 
+Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend_edges`` more LRs
+past that edge, one grid ratio at a time; with ``refine`` the LRs half a grid step either side of
+its best (after the extensions) are tried as well. Both rank with the planned grid, and
+``result.edges`` says what was added and what stays at an edge.
+
 Fairness and reproducibility: every candidate starts from the same initial weights (torch is
 re-seeded with the experiment seed before each model is built) and sees the same batches in the
 same order: the train loader is rewound with ``set_epoch(0)`` when it has that method (the built-in
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,8 +345,41 @@ def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | No
     return best, None, 1.0
 
 
+def _refine(trials: list[TrialResult], names: list[str], config: TrialsConfig, runner: _Runner,
+            clipped: list[list[float]], cycle_div: Callable[[TrialCandidate], float | None]
+            ) -> dict[str, list[float]]:
+    """Half a grid step either side of each optimizer's best (appended to ``trials``): where
+    the loss is sharp in the LR, one step of a ×3 grid costs more than the trials can tell
+    apart, and the two geometric means with the best's neighbours halve it. An optimizer whose
+    every trial diverged, or that has one LR only, is not refined."""
+    planned: list[tuple[str, float]] = []
+    for name in names:
+        idx = _grid_of(trials, name)
+        best = _best_in(trials, idx)
+        if best is None:
+            continue
+        lrs = sorted({trials[i].peak_lr for i in idx})
+        at = lrs.index(trials[best].peak_lr)
+        planned += [(name, math.sqrt(lrs[at] * lrs[j])) for j in (at - 1, at + 1)
+                    if 0 <= j < len(lrs)]
+    if not planned:
+        return {}
+    resolved = []
+    for name, lr in planned:
+        c = _default_candidate(config, name, lr)
+        resolved.append(_with_schedule(c, config, cycle_div(c)))
+    runner.progress.total += len(planned) * config.steps * config.seeds
+    new = runner.run([c for c, _ in resolved], [[] for _ in planned] if clipped else [], "refine")
+    refined: dict[str, list[float]] = {}
+    for t, (_, how), (name, lr) in zip(new, resolved, planned, strict=True):
+        t.schedule_source = how
+        refined.setdefault(name, []).append(lr)
+    trials.extend(new)
+    return refined
+
+
 def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list[float]],
-           can_extend: bool) -> dict[str, Any]:
+           can_extend: bool, refined: dict[str, list[float]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
         idx = _grid_of(trials, name)
@@ -365,7 +404,7 @@ def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list
                     f"{'above' if side == 'high' else 'below'} it ({limit})")
         out[name] = {"best_lr": trials[best].peak_lr if best is not None else None,
                      "grid_lrs": lrs, "at_edge": side, "extended_lrs": list(extended.get(name, [])),
-                     "note": note}
+                     "refined_lrs": list(refined.get(name, [])), "note": note}
     return out
 
 
@@ -534,6 +573,9 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 trials.append(new)
                 extended.setdefault(name, []).append(lr)
 
+    refined = _refine(trials, names, config, runner, clipped, cycle_div) if (
+        can_extend and config.refine) else {}
+
     if config.batched:
         batched, batched_reason = runner.batched, runner.notes
     else:
@@ -541,7 +583,7 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
     ranking = _rank(trials)
     edge_names = names if config.candidates is None else list(
         dict.fromkeys(c.optimizer.name for c in candidates))
-    edges = _edges(trials, edge_names, extended, can_extend)
+    edges = _edges(trials, edge_names, extended, can_extend, refined)
     measured = source == "range_test"
     return TrialsResult(trials=trials, ranking=ranking,
                         ranked_by="final_val_loss" if val_batches else "smoothed_final_train_loss",

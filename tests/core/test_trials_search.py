@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import pytest
 
@@ -152,6 +153,9 @@ def test_seeds_need_a_factory_that_takes_a_seed_offset() -> None:
 def test_planned_steps_cover_seeds_and_extensions() -> None:
     c = TrialsConfig(steps=100, seeds=2, extend_edges=2, range_test_steps=50)
     assert c.planned_steps() == (2 * 3 + 2 * 2) * 100 * 2 + 2 * 50
+    # the refinement: at most two more candidates per default optimizer
+    refined = c.model_copy(update={"refine": True})
+    assert refined.planned_steps() == (2 * 3 + 2 * 2 + 2 * 2) * 100 * 2 + 2 * 50
     cands = [TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=1e-3))]
     assert TrialsConfig(candidates=cands, steps=10).planned_steps() == 10
 
@@ -198,3 +202,62 @@ def test_a_diverged_next_step_warns_and_the_top_lr_has_no_next_step() -> None:
         center_lr=1e-3, default_optimizers=["adamw"], lr_factors=[1 / 3, 1.0], steps=30,
         eval_every=10, extend_edges=0)).verdict
     assert top["lr"] == 1e-3 and top["next_up"] is None and not top["near_stability_edge"]
+
+
+def _neighbour_means(lrs: list[float], best: float) -> list[float]:
+    grid = sorted(set(lrs))
+    at = grid.index(best)
+    return [math.sqrt(best * grid[j]) for j in (at - 1, at + 1) if 0 <= j < len(grid)]
+
+
+@pytest.mark.parametrize(("center", "factors"), [(3.0, [1 / 3, 1.0, 3.0]),
+                                                  (0.01, [1 / 9, 1.0, 9.0])])
+def test_refine_tries_half_a_step_either_side_of_the_best(center: float,
+                                                          factors: list[float]) -> None:
+    config = TrialsConfig(center_lr=center, lr_factors=factors, default_optimizers=["adamw"],
+                          steps=30, eval_every=10, extend_edges=0, refine=True)
+    events: list[ProgressEvent] = []
+    result = run_trials_on(*_setup(), config, progress=events.append)
+    grid = [t for t in result.trials if t.phase == "trial"]
+    best_of_grid = min(grid, key=lambda t: t.mean_score()).peak_lr
+    expected = _neighbour_means([t.peak_lr for t in grid], best_of_grid)
+    refined = [t for t in result.trials if t.phase == "refine"]
+    assert [t.peak_lr for t in refined] == pytest.approx(expected)
+    assert [t.phase for t in result.trials] == ["trial"] * 3 + ["refine"] * len(expected)
+    # each refinement is a full default candidate: the optimizer's defaults and its schedule
+    assert all(t.schedule_source == "default" and t.schedule is not None
+               and t.optimizer["lr"] == pytest.approx(t.peak_lr) for t in refined)
+    edge = result.edges["adamw"]
+    assert edge["refined_lrs"] == pytest.approx(expected)
+    assert edge["grid_lrs"] == pytest.approx(sorted(t.peak_lr for t in result.trials))
+    # ranked with the rest: the winner is the best of all of them, refinements included
+    assert result.best.mean_score() == min(t.mean_score() for t in result.trials)
+    # progress names the phase, the candidate and its LR; the total grew by the refinements
+    ref = [e for e in events if e.phase == "refine"]
+    assert sorted({e.candidate_lr for e in ref}) == pytest.approx(sorted(expected))
+    assert {e.candidate for e in ref} == {t.label for t in refined}
+    assert [e.step for e in events] == sorted(e.step for e in events)
+    assert events[-1].step == events[-1].total == (3 + len(expected)) * 30
+
+
+def test_refine_runs_after_the_extensions_and_over_every_seed() -> None:
+    # centre 3.0 for AdamW is far too high: the grid extends below, then the best is refined
+    config = TrialsConfig(center_lr=3.0, default_optimizers=["adamw"], steps=20, eval_every=10,
+                          extend_edges=1, refine=True, seeds=2)
+    result = run_trials_on(*_setup(), config)
+    phases = [t.phase for t in result.trials]
+    assert phases[:4] == ["trial"] * 3 + ["extension"]
+    refined = [t for t in result.trials if t.phase == "refine"]
+    before = [t for t in result.trials if t.phase != "refine"]
+    best = min(before, key=lambda t: t.mean_score()).peak_lr
+    assert [t.peak_lr for t in refined] == pytest.approx(
+        _neighbour_means([t.peak_lr for t in before], best))
+    assert all(len(t.seed_runs) == 2 for t in refined)
+
+
+def test_explicit_candidates_are_not_refined() -> None:
+    cands = [TrialCandidate(optimizer=OptimizerSpec(name="adamw", lr=lr)) for lr in (1e-3, 1e-2)]
+    result = run_trials_on(*_setup(), TrialsConfig(candidates=cands, steps=10, eval_every=10,
+                                                   refine=True))
+    assert [t.phase for t in result.trials] == ["trial", "trial"]
+    assert result.edges["adamw"]["refined_lrs"] == []
