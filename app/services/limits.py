@@ -65,15 +65,15 @@ def range_test_samples(config: RangeTestConfig, batch_size: int) -> int:
 
 def trials_samples(spec: TrialsJobSpec) -> int:
     """Samples of a whole trials job: the range tests that measure the centre LR (one per default
-    optimizer, with RangeTestConfig's defaults, as optim_core.training.trials runs them), each
-    candidate's steps and each of its evaluations."""
+    optimizer, with RangeTestConfig's defaults, as optim_core.training.trials runs them), and
+    each planned run's steps and evaluations (every candidate, edge extension and refinement,
+    times the seeds: TrialsConfig.planned_runs)."""
     c, batch = spec.config, spec.experiment.batch_size
-    names = list(c.default_optimizers)
-    n_trials = len(c.candidates) if c.candidates else len(names) * len(c.lr_factors)
     per_trial = c.steps * batch + (c.steps // c.eval_every) * c.val_batches * batch
-    measure = (len(names) * range_test_samples(RangeTestConfig(num_steps=c.range_test_steps),
-                                               batch) if _measuring(spec) else 0)
-    return n_trials * per_trial + measure
+    measure = (len(c.default_optimizers)
+               * range_test_samples(RangeTestConfig(num_steps=c.range_test_steps), batch)
+               if _measuring(spec) else 0)
+    return c.planned_runs() * per_trial + measure
 
 
 def _work_error(field: str, samples: int, what: str, s: Settings) -> list[dict[str, Any]]:
@@ -98,8 +98,8 @@ def _measuring(spec: TrialsJobSpec) -> bool:
 
 
 def trials_total_steps(spec: TrialsJobSpec) -> int:
-    """Training steps the whole job can run: every candidate and possible edge extension, times
-    the seeds, plus the range tests that measure the centre LR (TrialsConfig.planned_steps, the
+    """Training steps the whole job can run: every candidate, possible edge extension and
+    refinement, times the seeds, plus the range tests that measure the centre LR (TrialsConfig.planned_steps, the
     one home of that count)."""
     return spec.config.planned_steps()
 
@@ -113,7 +113,7 @@ def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
     total = trials_total_steps(spec)
     if total > s.max_total_steps:
         # Per-trial steps alone do not bound the work: 16 candidates × 5000 steps passed.
-        what = ("(candidates + edge extensions) × steps × seeds"
+        what = ("(candidates + edge extensions + refinements) × seeds × steps"
                 + (" + range tests" if _measuring(spec) else ""))
         errors.append({"field": "config.steps", "value": total,
                        "allowed": f"<= {s.max_total_steps} steps in all",

@@ -43,9 +43,15 @@ def test_every_trials_phase_counts() -> None:
         "lr_factors": [0.5, 1.0, 2.0], "range_test_steps": 50}})
     per_trial = 100 * 32 + 5 * 3 * 32
     range_tests = 2 * range_test_samples(RangeTestConfig(num_steps=50), 32)
-    assert trials_samples(spec) == 6 * per_trial + range_tests
+    # six planned candidates and, per optimizer, extend_edges (2) possible extensions
+    assert trials_samples(spec) == (6 + 2 * 2) * per_trial + range_tests
     given = spec.model_copy(update={"config": spec.config.model_copy(update={"center_lr": 0.01})})
-    assert trials_samples(given) == 6 * per_trial  # no range tests when the centre is given
+    assert trials_samples(given) == 10 * per_trial  # no range tests when the centre is given
+    # every seed trains every run again; a refinement adds two runs per optimizer
+    more = spec.config.model_copy(update={"seeds": 3, "refine": True})
+    assert trials_samples(spec.model_copy(update={"config": more})) == (
+        (6 + 2 * 2 + 2 * 2) * 3 * per_trial + range_tests)
+    assert more.planned_runs() == (6 + 2 * 2 + 2 * 2) * 3
 
 
 def test_trials_over_the_work_budget_are_refused() -> None:
