@@ -1,6 +1,6 @@
 """LR-suggestion quality: regret of each rule's pick against the best of a fixed-LR grid.
 
-    python -m bench.lr_quality            # the full run: 8 problems x {AdamW, SGD+momentum} x 3 seeds
+    python -m bench.lr_quality --jobs 2   # the full run: 8 problems x {AdamW, SGD+momentum} x 3 seeds
     python -m bench.lr_quality --quick    # a smoke run (one problem, one seed, a coarse grid)
     python -m bench.lr_quality --summarise bench/results/lr_quality.json   # re-read, no training
 
@@ -19,11 +19,17 @@ either loses), and that winner is taken; elsewhere it is the ``trials`` pick. ``
 trials over the same span at half the step (×√3: five candidates, ``FINE_FACTORS``), to see how
 much of the trials' regret is their grid's resolution; ``trials_seeds3`` runs every case's trials
 with ``seeds=3`` (ranked by the mean over three initial weights), to see how much of it is the
-difference between the trials' initial weights and the judged ones. ``grid_other_init`` trains
-the whole grid below on the trials' initial weights and takes its best LR: what a search over
-the grid's points that measures on other initial weights than the judged run's could reach at
-the judged steps, so the regret left there is the difference between initial weights, not the
-search (a finer search, whose picks fall between grid points, is not bounded by it). A fresh
+difference between the trials' initial weights and the judged ones. ``trials_refined`` is the
+default trials with ``refine=True`` (half a grid step either side of the winner, two more
+candidates), and ``trials_refined_seeds3`` the same with ``seeds=3``.
+
+The bound rows are searches no service could afford, to see what is left for any search that
+measures on other initial weights than the judged run's, as a service that advises before the
+user's run must: ``grid_other_init`` trains the whole grid below on the trials' initial weights
+and takes its best LR; ``grid_seeds3`` takes the best of the grid's mean over three such inits;
+``fine_other_init`` and ``fine_seeds3`` then search a quarter of the grid's step around that
+best, out to its grid neighbours (``bound_picks``). Each is judged on the case's own run like a
+rule. A fresh
 copy of the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
@@ -38,15 +44,19 @@ becomes NaN/Inf is *diverged* (regret inf). Targets (issue 11): median <= 1.03, 
 of cases within 1.1x, nothing diverged. Results are reported for all cases and separately for the
 problems a rule may be fitted on (``FIT``) and those held out (``HELD_OUT``); see
 ``bench/lr_quality_problems.py``. Writes ``bench/results/lr_quality.json`` and prints markdown.
-One thread (small models: threads only add noise on a shared CPU); about 10 minutes on one core.
+One thread per case (small models: threads only add noise on a shared CPU); ``--jobs`` judges
+that many cases at once in other processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import math
+import multiprocessing
 import pathlib
 import platform
 import statistics
@@ -65,15 +75,26 @@ from optim_core.training.trials import run_trials_on
 
 OUT = pathlib.Path(__file__).resolve().parent / "results" / "lr_quality.json"
 RULES = ("recommended", "steepest", "valley", "minimum_div10", "lightning", "trials",
-         "trials_followed", "trials_fine", "trials_seeds3", "grid_other_init")
+         "trials_followed", "trials_fine", "trials_seeds3", "trials_refined",
+         "trials_refined_seeds3", "grid_other_init", "grid_seeds3", "fine_other_init",
+         "fine_seeds3")
 # The rows that train trials (only with the trials' own schedule, warmup-cosine).
 TRIALS_ROWS = tuple(r for r in RULES if r.startswith("trials"))
+# The rows that are bounds, not rules: searches that train the judged steps on other initial
+# weights than the judged run's, over every point of the grid (grid_*) or, around that search's
+# best, at a quarter of the grid's step (fine_*), on one other init or ranked by the mean of three.
+BOUND_ROWS = ("grid_other_init", "grid_seeds3", "fine_other_init", "fine_seeds3")
+# how many other initial weights the *_seeds3 bounds average (the trials' seeds=3 uses as many)
+BOUND_SEEDS = 3
+# the fine bounds' points per grid step, either side of the best grid point out to its neighbours
+FINE_PER_STEP = 4
 # trials_fine's grid: the default's span (×⅓ … ×3) at half its step (×√3 instead of ×3), the
 # resolution of the judged grid (three points a decade, ×2.15)
 FINE_FACTORS = [3.0 ** (k / 2) for k in range(-2, 3)]
 # The trials rows that change one thing of the job for every case (``trials_pick`` keywords).
-TRIALS_VARIANTS: dict[str, dict[str, Any]] = {"trials_fine": {"factors": FINE_FACTORS},
-                                              "trials_seeds3": {"seeds": 3}}
+TRIALS_VARIANTS: dict[str, dict[str, Any]] = {
+    "trials_fine": {"factors": FINE_FACTORS}, "trials_seeds3": {"seeds": 3},
+    "trials_refined": {"refine": True}, "trials_refined_seeds3": {"refine": True, "seeds": 3}}
 # The trials pick trains other initial weights than the judged run (init offset k): a trial on the
 # judged init would be the judge's own training, and picking its best would be picking on the test.
 TRIALS_INIT_OFFSET = 1000
@@ -86,7 +107,8 @@ def grid(per_decade: int, lo_exp: int = -5, hi_exp: int = 1) -> list[float]:
 
 
 def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
-                factors: list[float] | None = None) -> tuple[float | None, dict]:
+                factors: list[float] | None = None, refine: bool = False
+                ) -> tuple[float | None, dict]:
     """What a measure job adds to the range test: the service's short trials
     (``run_trials_on``, default ×⅓/×1/×3 around ``center``, extended past an edge winner) on
     other initial weights (one per seed), ranked by the full-data loss; the winner's peak LR."""
@@ -97,7 +119,7 @@ def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
     # which the unclipped run diverges, and its winner would be picked under another recipe.
     config = TrialsConfig(default_optimizers=[problem.optimizer_name], center_lr=center,
                           steps=steps, eval_every=steps, val_batches=len(problem.batches),
-                          seeds=seeds, clip_norm=None,
+                          seeds=seeds, clip_norm=None, refine=refine,
                           **({"lr_factors": factors} if factors else {}))
     # Train and validation are the problem's own batches: the score is the judge's measure.
     bundle = DataBundle(train=problem.batches, val=problem.batches, loss_fn=problem.loss_fn,
@@ -116,6 +138,61 @@ def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
               "near_stability_edge": bool(result.verdict.get("near_stability_edge"))}
     # every candidate diverged: no pick (the rule's row then reads diverged)
     return (None if best.any_diverged else best.peak_lr), detail
+
+
+def _argmin(losses: dict[float, float]) -> float | None:
+    finite = {lr: v for lr, v in losses.items() if math.isfinite(v)}
+    return min(finite, key=finite.__getitem__) if finite else None
+
+
+def _fine_around(lrs: list[float], best: float) -> list[float]:
+    """``best`` and FINE_PER_STEP - 1 points a grid step either side of it, out to (and with)
+    its grid neighbours: the search at a quarter of the grid's step where the optimum is."""
+    i = lrs.index(best)
+    ratio = lrs[1] / lrs[0]
+    inner = [best * ratio ** (j / FINE_PER_STEP) for j in range(1 - FINE_PER_STEP, FINE_PER_STEP)]
+    return ([lrs[i - 1]] if i > 0 else []) + inner + ([lrs[i + 1]] if i + 1 < len(lrs) else [])
+
+
+def bound_picks(problem: Problem, lrs: list[float], steps: int, schedule: str
+                ) -> tuple[dict[str, float | None], dict[str, dict[str, Any]]]:
+    """The bound rows' picks and what they trained: the judged steps and schedule on the
+    trials' initial weights (init offsets TRIALS_INIT_OFFSET + k, k < BOUND_SEEDS), never the
+    judged run's.
+
+    ``grid_other_init``: the best of the whole grid on one other init. ``grid_seeds3``: the best
+    of the grid's mean over BOUND_SEEDS other inits. ``fine_*``: the same, then the best of the
+    points at a quarter of the grid's step around that best (``_fine_around``): what a search
+    finer than the grid, at the optimum of the other weights, could reach."""
+    assert problem.make_model_init is not None
+    trained: dict[tuple[int, float], float] = {}
+
+    def loss(k: int, lr: float) -> float:
+        if (k, lr) not in trained:
+            init = problem.make_model_init
+            other = dataclasses.replace(problem, make_model=lambda: init(TRIALS_INIT_OFFSET + k))
+            trained[k, lr] = train_fixed_lr(other, lr, steps, schedule)
+        return trained[k, lr]
+
+    def mean(points: list[float]) -> dict[float, float]:
+        return {lr: statistics.fmean(loss(k, lr) for k in range(BOUND_SEEDS)) for lr in points}
+
+    one = {lr: loss(0, lr) for lr in lrs}
+    three = mean(lrs)
+    picks = {"grid_other_init": _argmin(one), "grid_seeds3": _argmin(three)}
+    fine_one = {lr: loss(0, lr) for lr in _fine_around(lrs, picks["grid_other_init"])
+                } if picks["grid_other_init"] else {}
+    fine_three = mean(_fine_around(lrs, picks["grid_seeds3"])) if picks["grid_seeds3"] else {}
+    picks |= {"fine_other_init": _argmin(fine_one), "fine_seeds3": _argmin(fine_three)}
+
+    def listed(losses: dict[float, float]) -> list[dict[str, Any]]:
+        return [{"lr": lr, "final_loss": _fin(v)} for lr, v in losses.items()]
+
+    offsets = [TRIALS_INIT_OFFSET + k for k in range(BOUND_SEEDS)]
+    return picks, {"grid_other_init": {"init_offset": TRIALS_INIT_OFFSET, "grid": listed(one)},
+                   "grid_seeds3": {"init_offsets": offsets, "grid": listed(three)},
+                   "fine_other_init": {"init_offset": TRIALS_INIT_OFFSET, "grid": listed(fine_one)},
+                   "fine_seeds3": {"init_offsets": offsets, "grid": listed(fine_three)}}
 
 
 def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict[str, Any]:
@@ -144,22 +221,15 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
         for name, change in TRIALS_VARIANTS.items():
             s[name], details[name] = trials_pick(problem, s["recommended"], steps, **change)
     if problem.make_model_init is not None:
-        # The bound of a search over the grid's points that measures on other initial weights,
-        # as the trials do: the whole grid trained on the trials' init, its best LR judged on the
-        # case's own.
-        other = dataclasses.replace(
-            problem, make_model=lambda: problem.make_model_init(TRIALS_INIT_OFFSET))
-        other_grid = {lr: train_fixed_lr(other, lr, steps, schedule) for lr in lrs}
-        finite = {lr: v for lr, v in other_grid.items() if math.isfinite(v)}
-        s["grid_other_init"] = min(finite, key=finite.__getitem__) if finite else None
-        details["grid_other_init"] = {"init_offset": TRIALS_INIT_OFFSET, "grid": [
-            {"lr": lr, "final_loss": _fin(v)} for lr, v in other_grid.items()]}
+        picks, bounds = bound_picks(problem, lrs, steps, schedule)
+        s |= picks
+        details |= bounds
     grid_losses = {lr: final(lr) for lr in lrs}
     best_lr = min(grid_losses, key=grid_losses.__getitem__)
     best = grid_losses[best_lr]
     rules: dict[str, Any] = {}
     for rule in (r for r in RULES if (r not in TRIALS_ROWS or schedule == "warmup_cosine")
-                 and (r != "grid_other_init" or r in s)):
+                 and (r not in BOUND_ROWS or r in s)):
         lr = s.get(rule)
         loss = final(lr) if lr else math.inf
         rules[rule] = {"lr": lr, "final_loss": _fin(loss),
@@ -175,8 +245,13 @@ def judge(problem: Problem, lrs: list[float], steps: int, schedule: str) -> dict
                            "confidence": s["confidence"], "flags": s["flags"],
                            "reason": s["reason"], "lr_at_min": s["lr_at_min"],
                            "curve": curve},
-            **{name: details.get(name, {}) for name in (*TRIALS_ROWS, "grid_other_init")},
+            **{name: details.get(name, {}) for name in (*TRIALS_ROWS, *BOUND_ROWS)},
             "rules": rules}
+
+
+def _judge_case(item: tuple[str, str, int, list[float], int, str]) -> dict[str, Any]:
+    name, opt, seed, lrs, steps, schedule = item
+    return judge(PROBLEMS[name](seed, opt), lrs, steps, schedule) | {"seed": seed}
 
 
 def rules_of(cases: list[dict[str, Any]]) -> list[str]:
@@ -313,6 +388,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="how each LR is trained (the grid's LR is the schedule's peak)")
     ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
     ap.add_argument("--optimizers", nargs="+", default=["adamw", "sgd"], choices=["adamw", "sgd"])
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="cases judged at once, each in its own one-thread process (the numbers "
+                         "do not change; on a 2-core machine --jobs 2 halves the wall time)")
     ap.add_argument("--out", type=pathlib.Path, default=OUT)
     ap.add_argument("--summarise", type=pathlib.Path, metavar="JSON",
                     help="print the tables and the headroom of an earlier run; trains nothing")
@@ -328,16 +406,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     lrs = grid(args.grid_per_decade)
+    work = [(name, opt, seed, lrs, args.steps, args.schedule)
+            for name in args.problems for opt in args.optimizers for seed in args.seeds]
     cases = []
-    for name in args.problems:
-        for opt in args.optimizers:
-            for seed in args.seeds:
-                case = (judge(PROBLEMS[name](seed, opt), lrs, args.steps, args.schedule)
-                        | {"seed": seed})
-                cases.append(case)
-                print(f"[{time.perf_counter() - t0:6.0f}s] {name}/{opt}/{seed}: " + ", ".join(
-                    f"{r}={'div' if v['diverged'] else format(v['regret'] or math.nan, '.3f')}"
-                    for r, v in case["rules"].items()), flush=True)
+    # Each case is deterministic and independent of the others, so running them in other
+    # processes changes only the wall time, not one number.
+    with (concurrent.futures.ProcessPoolExecutor(
+            args.jobs, mp_context=multiprocessing.get_context("spawn"),
+            initializer=torch.set_num_threads, initargs=(1,))
+          if args.jobs > 1 else contextlib.nullcontext()) as pool:
+        results = pool.map(_judge_case, work) if pool else map(_judge_case, work)
+        for (name, opt, seed, *_), case in zip(work, results, strict=True):
+            cases.append(case)
+            print(f"[{time.perf_counter() - t0:6.0f}s] {name}/{opt}/{seed}: " + ", ".join(
+                f"{r}={'div' if v['diverged'] else format(v['regret'] or math.nan, '.3f')}"
+                for r, v in case["rules"].items()), flush=True)
     split = {"all": cases, "fit": [c for c in cases if c["problem"] in FIT],
              "held_out": [c for c in cases if c["problem"] in HELD_OUT]}
     summary = {k: summarise(v) for k, v in split.items() if v}

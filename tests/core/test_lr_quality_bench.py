@@ -3,6 +3,7 @@ numbers are what it says they are (regret = final loss at the pick / best grid l
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import pathlib
@@ -38,6 +39,10 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     assert len(case["trials_fine"]["lrs"]) >= 5
     assert case["rules"]["trials_fine"]["lr"] in case["trials_fine"]["lrs"]
     assert case["trials_seeds3"]["seeds"] == 3
+    # the refined trials: the default grid, its extensions, and half a step beside the winner
+    for rule, seeds in (("trials_refined", 1), ("trials_refined_seeds3", 3)):
+        assert case[rule]["seeds"] == seeds and len(case[rule]["lrs"]) > 3
+        assert case["rules"][rule]["lr"] in case[rule]["lrs"]
     assert case["rules"]["trials_seeds3"]["lr"] in case["trials_seeds3"]["lrs"]
     assert w["bad_after_seeds"] == int(case["rules"]["trials_followed"]["diverged"]
                                        or (case["rules"]["trials_followed"]["regret"] or 0) > 2)
@@ -48,6 +53,20 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
     assert other["grid"] != case["grid"]  # other weights train to other losses
     finite = [g for g in other["grid"] if g["final_loss"] is not None]
     assert case["rules"]["grid_other_init"]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
+    # the three-init bound: the grid's mean over the trials' three initial weights
+    three = case["grid_seeds3"]
+    assert three["init_offsets"] == [lr_quality.TRIALS_INIT_OFFSET + k
+                                     for k in range(lr_quality.BOUND_SEEDS)]
+    assert [g["lr"] for g in three["grid"]] == [g["lr"] for g in case["grid"]]
+    assert three["grid"] != other["grid"]  # a mean over other weights, not the first's alone
+    finite = [g for g in three["grid"] if g["final_loss"] is not None]
+    assert case["rules"]["grid_seeds3"]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
+    # the fine bounds: around their grid bound's best, at a quarter of the grid's step
+    for fine, coarse in (("fine_other_init", "grid_other_init"), ("fine_seeds3", "grid_seeds3")):
+        lrs = [g["lr"] for g in case[fine]["grid"]]
+        assert case["rules"][coarse]["lr"] in lrs and len(lrs) >= 2 * lr_quality.FINE_PER_STEP
+        finite = [g for g in case[fine]["grid"] if g["final_loss"] is not None]
+        assert case["rules"][fine]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
@@ -62,6 +81,20 @@ def test_the_trials_pick_with_two_seeds_trains_two_other_initial_weights() -> No
     # the problem's init offsets are other weights (what each seed's factory call builds)
     assert not torch.equal(next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET).parameters()),
                            next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET + 1).parameters()))
+
+
+def test_the_fine_bound_searches_a_quarter_step_around_the_best_out_to_its_neighbours() -> None:
+    lrs = [0.01, 0.1, 1.0]  # one decade a step
+    fine = lr_quality._fine_around(lrs, 0.1)
+    assert fine[0] == 0.01 and fine[-1] == 1.0 and 0.1 in fine
+    assert len(fine) == 2 * lr_quality.FINE_PER_STEP + 1
+    steps = [math.log10(b / a) for a, b in itertools.pairwise(fine)]
+    assert all(math.isclose(d, 1 / lr_quality.FINE_PER_STEP) for d in steps)
+    # at the grid's edge there is no neighbour on that side: the inner points only, the last
+    # three quarters of a step past the grid
+    edge = lr_quality._fine_around(lrs, 1.0)
+    assert edge[0] == 0.1 and len(edge) == 2 * lr_quality.FINE_PER_STEP
+    assert math.isclose(edge[-1], 10 ** ((lr_quality.FINE_PER_STEP - 1) / lr_quality.FINE_PER_STEP))
 
 
 def _case(problem: str, best_lr: float, lr_at_min: float, losses: list[float],
