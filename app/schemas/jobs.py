@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from app.core.problems import Problem
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
+from optim_core.specs.range_test import JobPhase
 from optim_core.specs.results import JobResult
 
 Device = Literal["auto", "cuda", "cpu"]
@@ -75,7 +76,7 @@ class Progress(BaseModel):
     lr: float | None = None
     loss: float | None = None
     # trials jobs only (optim_core.specs.range_test.ProgressEvent): where the job is
-    phase: Literal["range_test", "trial", "extension"] | None = None
+    phase: JobPhase | None = None
     candidate: str | None = None
     candidate_lr: float | None = None
     seed: int | None = None

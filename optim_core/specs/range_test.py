@@ -69,6 +69,13 @@ class RangeTestConfig(BaseModel):
         return float(self.start_lr + (self.end_lr - self.start_lr) * frac)
 
 
+#: why a trial ran: the planned grid, past the grid's winning edge (``extend_edges``), or half a
+#: grid step beside the best (``refine``)
+TrialPhase = Literal["trial", "extension", "refine"]
+#: where a trials job is: a range test measuring a centre LR, or one of the trials' phases
+JobPhase = Literal["range_test", TrialPhase]
+
+
 class ProgressEvent(BaseModel):
     """One progress report: ``step`` steps done out of ``total``, at ``lr``, smoothed ``loss``.
 
@@ -87,7 +94,7 @@ class ProgressEvent(BaseModel):
     total: int = Field(ge=0)
     lr: float
     loss: float | None = None
-    phase: Literal["range_test", "trial", "extension", "refine"] | None = None
+    phase: JobPhase | None = None
     candidate: str | None = None
     candidate_lr: float | None = None
     seed: int | None = Field(default=None, ge=0)

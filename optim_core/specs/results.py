@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from optim_core.specs.experiment import DataInfo
 from optim_core.specs.optimizer import OptimizerSpec
+from optim_core.specs.range_test import TrialPhase
 from optim_core.specs.schedule import ScheduleSpec
 
 __all__ = ["Curve", "GroupSummary", "JobResult", "LrSuggestions", "MeasuredCenter",
@@ -179,7 +180,7 @@ class SeedRun(_Result):
 
 class TrialResult(_Result):
     label: str
-    phase: Literal["trial", "extension", "refine"] = Field(
+    phase: TrialPhase = Field(
         description="extension: added past a winning edge of the LR grid (extend_edges); "
                     "refine: half a grid step beside the best LR (TrialsConfig.refine)")
     optimizer: OptimizerSpec = Field(description="the full optimizer spec, defaults filled")

@@ -262,6 +262,29 @@ def test_trials_job_returns_curves_and_a_ranking(client: TestClient) -> None:
     assert finals == sorted(finals) and result["best"] == trials[result["ranking_indices"][0]]["label"]
 
 
+def test_a_refined_trials_job_adds_half_steps_beside_the_winner(client: TestClient) -> None:
+    body = tiny_trials(seed=910)
+    body["config"] |= {"refine": True, "extend_edges": 0}
+    r = submit(client, body, "/v1/jobs/trials")
+    assert r.status_code == 202, r.text
+    done = wait_status(client, r.json()["id"], {"succeeded", "failed"}, timeout=90)
+    assert done["status"] == "succeeded", done.get("problem")
+    result = done["result"]
+    planned = [t for t in result["candidates"] if t["phase"] == "trial"]
+    refined = [t for t in result["candidates"] if t["phase"] == "refine"]
+    best = min(planned, key=lambda t: t["score_mean"])["optimizer"]["lr"]
+    grid = sorted(t["optimizer"]["lr"] for t in planned)
+    at = grid.index(best)
+    expected = [math.sqrt(best * grid[j]) for j in (at - 1, at + 1) if 0 <= j < len(grid)]
+    assert [t["optimizer"]["lr"] for t in refined] == pytest.approx(expected)
+    assert result["edges"]["adamw"]["refined_lrs"] == pytest.approx(expected)
+    # ranked with the rest, each with its full schedule
+    assert len(result["ranking_indices"]) == len(planned) + len(refined)
+    assert all(t["schedule"]["name"] == "warmup_cosine" for t in refined)
+    # the progress counted them: the job ends at its grown total
+    assert done["progress"]["step"] == done["progress"]["total"] == 40 * (3 + len(expected))
+
+
 def test_sse_streams_progress_and_a_final_event_and_resumes(client: TestClient) -> None:
     job = submit(client, tiny_range_test(seed=1001, num_steps=120)).json()
     with client.stream("GET", f"/v1/jobs/{job['id']}/events") as r:
