@@ -99,8 +99,8 @@ def _measuring(spec: TrialsJobSpec) -> bool:
 
 def trials_total_steps(spec: TrialsJobSpec) -> int:
     """Training steps the whole job can run: every candidate, possible edge extension and
-    refinement, times the seeds, plus the range tests that measure the centre LR (TrialsConfig.planned_steps, the
-    one home of that count)."""
+    refinement, times the seeds, plus the range tests that measure the centre LR
+    (TrialsConfig.planned_steps, the one home of that count)."""
     return spec.config.planned_steps()
 
 
