@@ -29,8 +29,9 @@ user's run must: ``grid_other_init`` trains the whole grid below on the trials' 
 and takes its best LR; ``grid_seeds3`` takes the best of the grid's mean over three such inits;
 ``fine_other_init`` and ``fine_seeds3`` then search a quarter of the grid's step around that
 best, out to its grid neighbours (``bound_picks``). Each is judged on the case's own run like a
-rule. A fresh
-copy of the model is then trained for ``--steps`` steps at a constant LR — at each pick, and at every point
+rule.
+
+To judge, a fresh copy of the model is trained for ``--steps`` steps at each pick and at every point
 of a fixed log grid (``--grid-per-decade`` points per decade over [1e-5, 10]: 19 by default) — and
 the final mean training loss over all batches is recorded. Each LR is the peak of the trials'
 default schedule (5 % warmup, cosine to 0.1 x peak; ``--schedule constant`` holds it fixed

@@ -83,6 +83,16 @@ def test_the_trials_pick_with_two_seeds_trains_two_other_initial_weights() -> No
                            next(problem.make_model_init(lr_quality.TRIALS_INIT_OFFSET + 1).parameters()))
 
 
+def test_cases_judged_in_other_processes_read_the_same_numbers(tmp_path: pathlib.Path) -> None:
+    # the smoke run's settings (--quick fixes one seed) over two seeds
+    argv = ["--problems", "convex_logreg", "--optimizers", "adamw", "--seeds", "0", "1",
+            "--steps", "60", "--grid-per-decade", "2"]
+    serial = lr_quality.main([*argv, "--out", str(tmp_path / "one.json")])
+    parallel = lr_quality.main([*argv, "--jobs", "2", "--out", str(tmp_path / "two.json")])
+    assert [c["seed"] for c in parallel["cases"]] == [0, 1]  # in the order asked for
+    assert parallel["cases"] == serial["cases"] and parallel["summary"] == serial["summary"]
+
+
 def test_the_fine_bound_searches_a_quarter_step_around_the_best_out_to_its_neighbours() -> None:
     lrs = [0.01, 0.1, 1.0]  # one decade a step
     fine = lr_quality._fine_around(lrs, 0.1)
