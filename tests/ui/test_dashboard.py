@@ -213,13 +213,14 @@ def test_trials_page_overlays_candidates_and_names_the_winner(page, live_service
     from tests.jobs_support import tiny_trials
 
     trio = tiny_trials(seed=22)
-    trio["config"]["extend_edges"] = 0  # the three planned candidates, no grid extension
+    # the three planned candidates, no grid extension, and half a step either side of the best
+    trio["config"] |= {"extend_edges": 0, "refine": True}
     body = {**trio, "labels": {"name": "trio"}, "force": True}
     job = httpx.post(f"{live_service.url}/v1/jobs/trials", json=body, timeout=30).json()
     page.goto(f"/ui/jobs/{job['id']}")
     page.wait_for_selector("#winner", timeout=120_000)
-    # One row and one curve per candidate the job ran: the 3 asked for, plus any the grid
-    # search added past an edge where the best sat (TrialsResult.edges).
+    # One row and one curve per candidate the job ran: the 3 asked for, plus the refinements
+    # beside the best (TrialsResult.edges).
     done = httpx.get(f"{live_service.url}/v1/jobs/{job['id']}", timeout=30).json()
     ran = len(done["result"]["candidates"])
     assert ran >= 3
@@ -228,4 +229,12 @@ def test_trials_page_overlays_candidates_and_names_the_winner(page, live_service
     winner = page.inner_text("#winner")
     assert page.locator(f"svg.chart path[data-series='★ {winner}']").count() == 1
     assert page.inner_text("#ranking tbody tr >> nth=0").split("\t")[1] == winner
+    # each row says which the search added: the refinements show "refine", the grid nothing
+    shown = {page.inner_text(f"#ranking tbody tr >> nth={i}").split("\t")[1]:
+             page.inner_text(f"#ranking tbody tr >> nth={i} >> td >> nth=5") for i in range(ran)}
+    phases = {c["label"]: c["phase"] for c in done["result"]["candidates"]}
+    assert shown == {label: "" if p == "trial" else p for label, p in phases.items()}
+    assert "refine" in shown.values()
+    # and the verdict in words, as the result says it
+    assert page.inner_text("#verdict") == done["result"]["verdict"]["sentence"]
     shot(page, "job-trials")

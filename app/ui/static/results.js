@@ -27,13 +27,14 @@ function trials(b) {
     const val = c.validation || {};
     return {
       label: c.label, peakLr: c.peak_lr ?? null, optimizer: c.optimizer || {}, schedule: c.schedule || null,
+      phase: c.phase || "trial",
       trainLosses: curve.smoothed_train_losses || curve.train_losses || [], valSteps: val.steps || [],
       valLosses: val.losses || [], finalValLoss: c.final_val_loss ?? null,
       finalTrainLoss: c.final_train_loss ?? null, diverged: !!c.diverged,
     };
   });
   return { kind: "trials", candidates: cands, ranking: b.ranking || [], best: b.best ?? null,
-           rankedBy: b.ranked_by ?? null };
+           rankedBy: b.ranked_by ?? null, verdict: b.verdict?.sentence ?? null };
 }
 
 // The recommended LR of a job, for the job list (null when none).

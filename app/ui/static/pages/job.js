@@ -104,10 +104,14 @@ export function jobPage(main, id) {
     side.replaceChildren(h("div", { class: "card" },
       h("h2", {}, "Winner"), h("p", { class: "big", id: "winner" }, v.best || "–"),
       h("p", {}, "peak LR ", h("strong", {}, fmtLr(byLabel.get(v.best)?.peakLr))),
+      // the verdict in words: by how much it won, how sure, and whether the optimum may lie beyond
+      v.verdict ? h("p", { id: "verdict" }, v.verdict) : null,
       h("table", { id: "ranking", "aria-label": "Ranking" },
-        h("thead", {}, h("tr", {}, ["#", "candidate", "peak LR", "final val loss", "diverged"].map(c => h("th", {}, c)))),
+        h("thead", {}, h("tr", {}, ["#", "candidate", "peak LR", "final val loss", "diverged", "added by"].map(c => h("th", {}, c)))),
+        // "added by": the grid search's own candidates (past an edge, or half a step beside the best)
         h("tbody", {}, order.map((c, i) => h("tr", {}, h("td", {}, i + 1), h("td", {}, c.label), h("td", {}, fmtLr(c.peakLr)),
-          h("td", {}, fmtLr(c.finalValLoss)), h("td", {}, c.diverged ? "yes" : ""))))),
+          h("td", {}, fmtLr(c.finalValLoss)), h("td", {}, c.diverged ? "yes" : ""),
+          h("td", {}, c.phase === "trial" ? "" : c.phase))))),
       h("p", { class: "muted" }, `ranked by ${v.rankedBy || "–"}`)));
   }
 
