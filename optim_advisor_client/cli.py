@@ -362,11 +362,15 @@ def _show(job: JobView, out: Out) -> None:
 def _ranking(view: TrialsResult, out: Out) -> None:
     by_label = {cand.label: cand for cand in view.candidates}
     order = [by_label[lb] for lb in view.ranking if lb in by_label] or view.candidates
-    out.table(["rank", "candidate", "peak lr", "final val loss", "final train loss", "diverged"],
+    # "added by": the candidates the grid search added (past an edge, or beside the best)
+    out.table(["rank", "candidate", "peak lr", "final val loss", "final train loss", "diverged",
+               "added by"],
               [(n, cand.label, _lr(cand.peak_lr), _lr(cand.final_val_loss),
-                _lr(cand.final_train_loss), "yes" if cand.diverged else "")
+                _lr(cand.final_train_loss), "yes" if cand.diverged else "",
+                "" if cand.phase == "trial" else cand.phase)
                for n, cand in enumerate(order, 1)])
     out.line(f"best: {view.best}")
+    out.line(view.verdict.sentence)
 
 
 def cmd_trials(c: Client, args: argparse.Namespace, out: Out) -> int:

@@ -127,10 +127,15 @@ def test_jobs_list_show_watch_cancel_and_trials(live_service: LiveService,
     watch = cli(live_service, "jobs", "watch", job.id)
     assert watch.returncode == 1 and "cancelled" in watch.stdout
     trials = tmp_path / "trials.json"
-    trials.write_text(json.dumps({**tiny_trials(seed=16), "labels": {"name": "trio"}}))
+    body = tiny_trials(seed=16)
+    body["config"] |= {"refine": True}
+    trials.write_text(json.dumps({**body, "labels": {"name": "trio"}}))
     done = cli(live_service, "trials", "submit", str(trials), "--wait", "--timeout", "150")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "best:" in done.stdout and "rank" in done.stdout
+    # the refinements are marked, and the verdict is said in words
+    assert "added by" in done.stdout and "refine" in done.stdout
+    assert " won (score " in done.stdout
 
 
 def test_keys_dispatches_to_app_keys_or_says_why_not(live_service: LiveService) -> None:
