@@ -20,7 +20,7 @@ trials over the same span at half the step (×√3: five candidates, ``FINE_FACT
 much of the trials' regret is their grid's resolution; ``trials_seeds3`` runs every case's trials
 with ``seeds=3`` (ranked by the mean over three initial weights), to see how much of it is the
 difference between the trials' initial weights and the judged ones. ``trials_refined`` is the
-default trials with ``refine=True`` (half a grid step either side of the winner, two more
+default trials with ``refine=True`` (half a grid step either side of the winner, at most two more
 candidates), and ``trials_refined_seeds3`` the same with ``seeds=3``.
 
 The bound rows are searches no service could afford, to see what is left for any search that
@@ -165,12 +165,12 @@ def bound_picks(problem: Problem, lrs: list[float], steps: int, schedule: str
     of the grid's mean over BOUND_SEEDS other inits. ``fine_*``: the same, then the best of the
     points at a quarter of the grid's step around that best (``_fine_around``): what a search
     finer than the grid, at the optimum of the other weights, could reach."""
-    assert problem.make_model_init is not None
+    init = problem.make_model_init
+    assert init is not None
     trained: dict[tuple[int, float], float] = {}
 
     def loss(k: int, lr: float) -> float:
         if (k, lr) not in trained:
-            init = problem.make_model_init
             other = dataclasses.replace(problem, make_model=lambda: init(TRIALS_INIT_OFFSET + k))
             trained[k, lr] = train_fixed_lr(other, lr, steps, schedule)
         return trained[k, lr]

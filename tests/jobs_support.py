@@ -4,6 +4,7 @@ Celery worker subprocess, specs of tiny jobs, and polling with a deadline."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pathlib
 import shutil
@@ -199,6 +200,14 @@ def tiny_trials(seed: int = 0) -> dict[str, Any]:
                    "default_optimizers": ["adamw"], "lr_factors": [0.3, 1.0, 3.0]},
         "device": "cpu",
     }
+
+
+def refined_lrs(lrs: list[float], best: float) -> list[float]:
+    """What ``refine`` should add beside ``best``: the geometric means with its neighbours among
+    ``lrs`` (written out here, not read from optim_core, so a test checks the rule)."""
+    grid = sorted(set(lrs))
+    at = grid.index(best)
+    return [math.sqrt(best * grid[j]) for j in (at - 1, at + 1) if 0 <= j < len(grid)]
 
 
 class PrivateRedis:

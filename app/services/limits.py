@@ -72,7 +72,7 @@ def trials_samples(spec: TrialsJobSpec) -> int:
     per_trial = c.steps * batch + (c.steps // c.eval_every) * c.val_batches * batch
     measure = (len(c.default_optimizers)
                * range_test_samples(RangeTestConfig(num_steps=c.range_test_steps), batch)
-               if _measuring(spec) else 0)
+               if c.measures_center else 0)
     return c.planned_runs() * per_trial + measure
 
 
@@ -93,10 +93,6 @@ def range_test_errors(spec: RangeTestJobSpec, s: Settings) -> list[dict[str, Any
                           "+ validation batches", s))
 
 
-def _measuring(spec: TrialsJobSpec) -> bool:
-    return spec.config.candidates is None and spec.config.center_lr is None
-
-
 def trials_total_steps(spec: TrialsJobSpec) -> int:
     """Training steps the whole job can run: every candidate, possible edge extension and
     refinement, times the seeds, plus the range tests that measure the centre LR
@@ -114,7 +110,7 @@ def trials_errors(spec: TrialsJobSpec, s: Settings) -> list[dict[str, Any]]:
     if total > s.max_total_steps:
         # Per-trial steps alone do not bound the work: 16 candidates × 5000 steps passed.
         what = ("(candidates + edge extensions + refinements) × seeds × steps"
-                + (" + range tests" if _measuring(spec) else ""))
+                + (" + range tests" if spec.config.measures_center else ""))
         errors.append({"field": "config.steps", "value": total,
                        "allowed": f"<= {s.max_total_steps} steps in all",
                        "message": f"{total} training steps in all ({what}) exceed the limit "

@@ -101,24 +101,32 @@ class TrialsConfig(_Spec):
                     "the optimum is, for at most two candidates per optimizer (each costs steps "
                     "x seeds). Explicit candidates are not refined")
 
-    def planned_runs(self, n_candidates: int | None = None) -> int:
+    @property
+    def measures_center(self) -> bool:
+        """Whether a range test per default optimizer measures the centre LR first (no
+        candidates and no center_lr given)."""
+        return self.candidates is None and self.center_lr is None
+
+    def planned_candidates(self) -> int:
+        """The candidates asked for: the explicit ones, or every default optimizer at every
+        factor (before de-duplication, extensions and refinements)."""
+        return (len(self.candidates) if self.candidates
+                else len(self.default_optimizers) * len(self.lr_factors))
+
+    def planned_runs(self) -> int:
         """The most candidate runs the trials can make: every candidate, every possible edge
         extension and refinement, times ``seeds``."""
-        names = len(self.default_optimizers)
-        if n_candidates is None:
-            n_candidates = (len(self.candidates) if self.candidates
-                            else names * len(self.lr_factors))
-        extra = (names * (self.extend_edges + REFINE_CANDIDATES * self.refine)
-                 if self.candidates is None else 0)
-        return (n_candidates + extra) * self.seeds
+        per_optimizer = self.extend_edges + REFINE_CANDIDATES * self.refine
+        extra = len(self.default_optimizers) * per_optimizer if self.candidates is None else 0
+        return (self.planned_candidates() + extra) * self.seeds
 
-    def planned_steps(self, n_candidates: int | None = None) -> int:
+    def planned_steps(self) -> int:
         """The most training steps the trials can run (the API's max_total_steps check): every
         planned run's steps, plus one range test per default optimizer when the centre LR is
         measured."""
-        measuring = self.candidates is None and self.center_lr is None
-        return (self.planned_runs(n_candidates) * self.steps
-                + (len(self.default_optimizers) * self.range_test_steps if measuring else 0))
+        return (self.planned_runs() * self.steps
+                + (len(self.default_optimizers) * self.range_test_steps
+                   if self.measures_center else 0))
 
     batched: bool = Field(
         default=False,

@@ -213,7 +213,8 @@ class GridEdge(_Result):
     """Where one optimizer's best LR fell in its grid, and what was done about an edge."""
 
     best_lr: float | None = Field(description="None when every trial of it diverged")
-    grid_lrs: list[float] = Field(description="the peak LRs tried, ascending, extensions included")
+    grid_lrs: list[float] = Field(
+        description="the peak LRs tried, ascending, extensions and refinements included")
     at_edge: Literal["low", "high"] | None
     extended_lrs: list[float] = Field(description="LRs added past a winning edge")
     refined_lrs: list[float] = Field(

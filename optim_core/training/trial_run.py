@@ -21,7 +21,7 @@ from optim_core.errors import Cancelled, SpecError
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.numerics.finite import finite_or_none
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
-from optim_core.specs.range_test import ProgressEvent
+from optim_core.specs.range_test import ProgressEvent, TrialPhase
 from optim_core.specs.schedule import ScheduleSpec
 from optim_core.training.data import DataBundle, split_batch
 from optim_core.training.modes import eval_mode
@@ -69,9 +69,8 @@ class TrialResult:
     #: "given" (the candidate's own schedule) or "default" (``TrialsConfig.schedule``); the
     #: schedule itself is always recorded in full in ``schedule``
     schedule_source: str = "given"
-    #: "trial" (the planned grid), "extension" (an LR past the grid's edge) or "refine" (half a
-    #: grid step beside the best)
-    phase: str = "trial"
+    #: why it ran (``optim_core.specs.range_test.TrialPhase``)
+    phase: TrialPhase = "trial"
     #: one entry per seed (seed 0 first; its curves are the ones above): score, final losses,
     #: divergence. Filled by `run_trials_on`.
     seed_runs: list[dict[str, Any]] = field(default_factory=list)

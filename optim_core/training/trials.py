@@ -55,7 +55,7 @@ from optim_core.numerics.finite import finite_or_none
 from optim_core.numerics.suggest import UNUSABLE_FLAGS
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
 from optim_core.specs.optimizer import OptimizerSpec
-from optim_core.specs.range_test import RangeTestConfig
+from optim_core.specs.range_test import RangeTestConfig, TrialPhase
 from optim_core.training.data import DataBundle, split_batch
 from optim_core.training.trial_run import (
     ModelFactory,
@@ -206,7 +206,7 @@ def _rank(trials: list[TrialResult]) -> list[int]:
 def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFactory,
                      bundle: DataBundle, config: TrialsConfig, device: torch.device,
                      val_batches: list[Any], progress: PhasedProgress, should_stop: StopFn | None,
-                     clipped: list[list[float]], epoch: int = 0, phase: str = "trial",
+                     clipped: list[list[float]], epoch: int = 0, phase: TrialPhase = "trial",
                      ) -> tuple[list[TrialResult], bool, str]:
     """``TrialsConfig.batched``: each group of candidates sharing an optimizer class trains in one
     vmapped forward/backward per step (`optim_core.training.trials_batched`); a group of one, or a model
@@ -286,7 +286,7 @@ class _Runner:
         self.batched, self.notes = False, ""
 
     def run(self, candidates: list[TrialCandidate], clipped: list[list[float]],
-            phase: str) -> list[TrialResult]:
+            phase: TrialPhase) -> list[TrialResult]:
         per_seed: list[list[TrialResult]] = []
         for k in range(self.config.seeds):
             factory = _seeded(self.factory, k)
@@ -345,13 +345,28 @@ def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | No
     return best, None, 1.0
 
 
-def _refine(trials: list[TrialResult], names: list[str], config: TrialsConfig, runner: _Runner,
-            clipped: list[list[float]], cycle_div: Callable[[TrialCandidate], float | None]
-            ) -> dict[str, list[float]]:
-    """Half a grid step either side of each optimizer's best (appended to ``trials``): where
-    the loss is sharp in the LR, one step of a ×3 grid costs more than the trials can tell
-    apart, and the two geometric means with the best's neighbours halve it. An optimizer whose
-    every trial diverged, or that has one LR only, is not refined."""
+def _add_defaults(runner: _Runner, config: TrialsConfig, planned: list[tuple[str, float]],
+                  clipped: list[list[float]], cycle_div: Callable[[TrialCandidate], float | None],
+                  phase: TrialPhase) -> list[TrialResult]:
+    """Run default candidates the search adds, ``(optimizer name, lr)`` each, under ``phase``:
+    the optimizer's defaults and the config's schedule, with the progress total grown by their
+    steps. Nothing they add was clipped."""
+    resolved = []
+    for name, lr in planned:
+        c = _default_candidate(config, name, lr)
+        resolved.append(_with_schedule(c, config, cycle_div(c)))
+    runner.progress.total += len(planned) * config.steps * config.seeds
+    new = runner.run([c for c, _ in resolved], [[] for _ in planned] if clipped else [], phase)
+    for t, (_, how) in zip(new, resolved, strict=True):
+        t.schedule_source = how
+    return new
+
+
+def _refinements(trials: list[TrialResult], names: list[str]) -> list[tuple[str, float]]:
+    """Half a grid step either side of each optimizer's best: where the loss is sharp in the
+    LR, one step of a ×3 grid costs more than the trials can tell apart, and the two geometric
+    means with the best's neighbours halve it. An optimizer whose every trial diverged is not
+    refined; one with a single LR has no neighbour to refine towards."""
     planned: list[tuple[str, float]] = []
     for name in names:
         idx = _grid_of(trials, name)
@@ -362,20 +377,7 @@ def _refine(trials: list[TrialResult], names: list[str], config: TrialsConfig, r
         at = lrs.index(trials[best].peak_lr)
         planned += [(name, math.sqrt(lrs[at] * lrs[j])) for j in (at - 1, at + 1)
                     if 0 <= j < len(lrs)]
-    if not planned:
-        return {}
-    resolved = []
-    for name, lr in planned:
-        c = _default_candidate(config, name, lr)
-        resolved.append(_with_schedule(c, config, cycle_div(c)))
-    runner.progress.total += len(planned) * config.steps * config.seeds
-    new = runner.run([c for c, _ in resolved], [[] for _ in planned] if clipped else [], "refine")
-    refined: dict[str, list[float]] = {}
-    for t, (_, how), (name, lr) in zip(new, resolved, planned, strict=True):
-        t.schedule_source = how
-        refined.setdefault(name, []).append(lr)
-    trials.extend(new)
-    return refined
+    return planned
 
 
 def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list[float]],
@@ -500,10 +502,10 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
     inside it; with ``seeds > 1`` it must take ``seed_offset``) and the data of ``bundle``."""
     dev = torch.device(device)
     names = list(config.default_optimizers)
-    measuring = config.candidates is None and config.center_lr is None
-    n_trials = len(config.candidates) if config.candidates else len(names) * len(config.lr_factors)
+    n_trials = config.planned_candidates()
+    # the planned grid and the range tests; extensions and refinements grow it as they are added
     total = (n_trials * config.steps * config.seeds
-             + (len(names) * config.range_test_steps if measuring else 0))
+             + (len(names) * config.range_test_steps if config.measures_center else 0))
     tracker = PhasedProgress(progress, total)
 
     centers: dict[str, float] | None = None
@@ -565,16 +567,17 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 lr = min(edge_lr * ratio, MAX_LR) if side == "high" else edge_lr / ratio
                 if lr == edge_lr:
                     break  # capped at MAX_LR: nothing further to try
-                c = _default_candidate(config, name, lr)
-                c, how = _with_schedule(c, config, cycle_div(c))
-                tracker.total += config.steps * config.seeds
-                new = runner.run([c], [[]] if clipped else [], "extension")[0]
-                new.schedule_source = how
-                trials.append(new)
+                trials += _add_defaults(runner, config, [(name, lr)], clipped, cycle_div,
+                                        "extension")
                 extended.setdefault(name, []).append(lr)
 
-    refined = _refine(trials, names, config, runner, clipped, cycle_div) if (
-        can_extend and config.refine) else {}
+    refined: dict[str, list[float]] = {}
+    if can_extend and config.refine:
+        planned = _refinements(trials, names)
+        if planned:
+            trials += _add_defaults(runner, config, planned, clipped, cycle_div, "refine")
+        for name, lr in planned:
+            refined.setdefault(name, []).append(lr)
 
     if config.batched:
         batched, batched_reason = runner.batched, runner.notes

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import pytest
 
@@ -16,6 +15,7 @@ from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import ProgressEvent
 from optim_core.training.trials import _rank, _verdict, run_trials_on
 from tests.core.test_trials import _setup
+from tests.jobs_support import refined_lrs
 
 
 def test_a_winner_at_the_low_edge_extends_the_grid_below_it() -> None:
@@ -204,23 +204,20 @@ def test_a_diverged_next_step_warns_and_the_top_lr_has_no_next_step() -> None:
     assert top["lr"] == 1e-3 and top["next_up"] is None and not top["near_stability_edge"]
 
 
-def _neighbour_means(lrs: list[float], best: float) -> list[float]:
-    grid = sorted(set(lrs))
-    at = grid.index(best)
-    return [math.sqrt(best * grid[j]) for j in (at - 1, at + 1) if 0 <= j < len(grid)]
-
-
-@pytest.mark.parametrize(("center", "factors"), [(3.0, [1 / 3, 1.0, 3.0]),
-                                                  (0.01, [1 / 9, 1.0, 9.0])])
-def test_refine_tries_half_a_step_either_side_of_the_best(center: float,
-                                                          factors: list[float]) -> None:
+# centre 3.0: the lowest LR wins, one neighbour (above); centre 0.1 with ×10 steps: the middle
+# wins, refined on both sides
+@pytest.mark.parametrize(("center", "factors", "n_refined"), [(3.0, [1 / 3, 1.0, 3.0], 1),
+                                                               (0.1, [0.1, 1.0, 10.0], 2)])
+def test_refine_tries_half_a_step_either_side_of_the_best(center: float, factors: list[float],
+                                                          n_refined: int) -> None:
     config = TrialsConfig(center_lr=center, lr_factors=factors, default_optimizers=["adamw"],
                           steps=30, eval_every=10, extend_edges=0, refine=True)
     events: list[ProgressEvent] = []
     result = run_trials_on(*_setup(), config, progress=events.append)
     grid = [t for t in result.trials if t.phase == "trial"]
     best_of_grid = min(grid, key=lambda t: t.mean_score()).peak_lr
-    expected = _neighbour_means([t.peak_lr for t in grid], best_of_grid)
+    expected = refined_lrs([t.peak_lr for t in grid], best_of_grid)
+    assert len(expected) == n_refined  # the case exercises the side(s) it is meant to
     refined = [t for t in result.trials if t.phase == "refine"]
     assert [t.peak_lr for t in refined] == pytest.approx(expected)
     assert [t.phase for t in result.trials] == ["trial"] * 3 + ["refine"] * len(expected)
@@ -251,7 +248,7 @@ def test_refine_runs_after_the_extensions_and_over_every_seed() -> None:
     before = [t for t in result.trials if t.phase != "refine"]
     best = min(before, key=lambda t: t.mean_score()).peak_lr
     assert [t.peak_lr for t in refined] == pytest.approx(
-        _neighbour_means([t.peak_lr for t in before], best))
+        refined_lrs([t.peak_lr for t in before], best))
     assert all(len(t.seed_runs) == 2 for t in refined)
 
 

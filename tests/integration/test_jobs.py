@@ -22,6 +22,7 @@ from tests.integration.conftest import parse_sse, wait_status
 from tests.jobs_support import (
     WorkerProcess,
     long_range_test,
+    refined_lrs,
     tiny_range_test,
     tiny_trials,
     wait_until,
@@ -273,9 +274,7 @@ def test_a_refined_trials_job_adds_half_steps_beside_the_winner(client: TestClie
     planned = [t for t in result["candidates"] if t["phase"] == "trial"]
     refined = [t for t in result["candidates"] if t["phase"] == "refine"]
     best = min(planned, key=lambda t: t["score_mean"])["optimizer"]["lr"]
-    grid = sorted(t["optimizer"]["lr"] for t in planned)
-    at = grid.index(best)
-    expected = [math.sqrt(best * grid[j]) for j in (at - 1, at + 1) if 0 <= j < len(grid)]
+    expected = refined_lrs([t["optimizer"]["lr"] for t in planned], best)
     assert [t["optimizer"]["lr"] for t in refined] == pytest.approx(expected)
     assert result["edges"]["adamw"]["refined_lrs"] == pytest.approx(expected)
     # ranked with the rest, each with its full schedule
