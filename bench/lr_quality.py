@@ -319,6 +319,31 @@ def headroom(cases: list[dict[str, Any]], grid_lrs: list[float]) -> dict[str, An
             "oracle_backoff": {"decades": k_best, "within_half_step": hits / len(offsets)}}
 
 
+def by_confidence(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``recommended``'s regret grouped by the range test's own ``confidence``: whether a reader
+    may take a high confidence for a pick near the best LR (it measures how readable the curve
+    was, and this says how far that carries)."""
+    groups: dict[float, list[float]] = {}
+    for c in cases:
+        r = c["rules"]["recommended"]
+        groups.setdefault(c["range_test"]["confidence"], []).append(
+            math.inf if r["diverged"] or r["regret"] is None else r["regret"])
+    return [{"confidence": k, "cases": len(v), "median": _fin(statistics.median(v)),
+             "worst": _fin(max(v)), "within_1.1": sum(x <= 1.1 for x in v) / len(v)}
+            for k, v in sorted(groups.items(), reverse=True)]
+
+
+def confidence_text(rows: list[dict[str, Any]]) -> str:
+    def num(v: float | None) -> str:
+        return "inf" if v is None else f"{v:.3f}"
+
+    lines = ["| range test confidence | cases | recommended: median regret | worst | within 1.1x |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['confidence']:g} | {r['cases']} | {num(r['median'])} | {num(r['worst'])} | "
+              f"{100 * r['within_1.1']:.0f} % |" for r in rows]
+    return "\n".join(lines)
+
+
 def trials_warnings(cases: list[dict[str, Any]]) -> dict[str, int] | None:
     """How the trials verdict's near_stability_edge warning matched the winners that went badly
     on the judged run (diverged, or regret > 2): a warning is only useful if it fires there."""
@@ -428,6 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     doc = {"targets": TARGETS, "steps": args.steps, "schedule": args.schedule, "grid": lrs,
            "fit": list(FIT), "held_out": list(HELD_OUT), "summary": summary,
            "headroom": headroom(cases, lrs), "trials_warnings": trials_warnings(cases),
+           "by_confidence": by_confidence(cases),
            "cases": cases,
            "seconds": time.perf_counter() - t0, "torch": torch.__version__,
            "python": platform.python_version(), "quick": args.quick}
@@ -448,6 +474,7 @@ def report(doc: dict[str, Any]) -> None:
     print("\n" + case_table(cases))
     # a document from before these were stored has the cases to derive them from
     print("\n" + headroom_text(doc.get("headroom") or headroom(cases, doc["grid"])))
+    print("\n" + confidence_text(doc.get("by_confidence") or by_confidence(cases)))
     w = doc.get("trials_warnings") or trials_warnings(cases)
     if w is not None:
         print(f"trials: {w['bad']} winners diverged or had regret > 2 on the judged run; the "

@@ -61,7 +61,9 @@ decreases, a minimum in the first tenth (diverged immediately), a minimum at the
 rise after it (the sweep stopped before the loss turned: raise ``end_lr``), a drop that is small
 against the batch-to-batch noise (measured on ``raw_losses`` when given, else on the roughness of
 the smoothed curve), a pick at the first LR of the sweep, and rules disagreeing widely. The reason
-is one sentence saying which applied.
+is one sentence saying which applied. It says how well the curve could be read, not how near the
+pick is to the best LR: on ``bench/lr_quality.py`` the picks read at confidence 1.0 were no nearer
+than those at 0.6 (``by_confidence`` in its report, README). Nearness is what the trials measure.
 
 Flags (``Suggestions.flags``): ``non_finite``, ``too_short``, ``short``, ``never_decreases``,
 ``diverged_immediately``, ``still_falling``, ``noisy``, ``somewhat_noisy``, ``at_sweep_start``,

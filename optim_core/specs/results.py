@@ -75,7 +75,11 @@ class LrSuggestions(_Result):
     minimum_div10: float | None = Field(description="LR at the loss minimum, divided by 10")
     lr_at_min: float | None = Field(description="LR at the loss minimum")
     recommended: float | None = Field(description="the LR to use")
-    confidence: float = Field(ge=0.0, le=1.0)
+    confidence: float = Field(
+        ge=0.0, le=1.0,
+        description="how well the curve could be read (length, noise, where its minimum fell, "
+                    "whether the rules agree); not how near `recommended` is to the best LR, "
+                    "which short trials measure")
     reason: str = Field(description="why `recommended` was chosen")
     flags: list[str] = Field(description="what made the curve hard to read")
     cycle_max_lr: float | None = Field(description="max LR for a one-cycle schedule")

@@ -69,6 +69,9 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
         assert case["rules"][fine]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
+    (conf,) = doc["by_confidence"]
+    assert conf["confidence"] == case["range_test"]["confidence"]
+    assert conf["median"] == case["rules"]["recommended"]["regret"]
     assert set(doc["summary"]) == {"all", "fit"}  # convex_logreg is a FIT problem
 
 
@@ -135,6 +138,24 @@ def test_headroom_counts_sharp_cases_offsets_and_the_hindsight_backoff() -> None
     assert math.isclose(h["oracle_backoff"]["decades"], 0.5)
     assert math.isclose(h["oracle_backoff"]["within_half_step"], 2 / 3)
     assert "headroom (3 cases)" in lr_quality.headroom_text(h)
+
+
+def test_recommended_regret_is_grouped_by_the_range_tests_confidence() -> None:
+    def case(conf: float, regret: float | None, diverged: bool = False) -> dict:
+        return {"range_test": {"confidence": conf},
+                "rules": {"recommended": {"regret": regret, "diverged": diverged}}}
+
+    rows = lr_quality.by_confidence([case(0.6, 1.0), case(1.0, 1.3), case(0.6, 1.2),
+                                     case(0.6, None, diverged=True), case(1.0, 1.05)])
+    assert [r["confidence"] for r in rows] == [1.0, 0.6]  # highest first
+    high, mid = rows
+    assert high["cases"] == 2 and math.isclose(high["median"], 1.175)
+    assert math.isclose(high["worst"], 1.3) and high["within_1.1"] == 0.5
+    # a diverged pick counts as an infinite regret: it is the worst, and never within 1.1x
+    assert mid["cases"] == 3 and mid["worst"] is None and math.isclose(mid["median"], 1.2)
+    assert math.isclose(mid["within_1.1"], 1 / 3)
+    text = lr_quality.confidence_text(rows)
+    assert "| 1 | 2 | 1.175 | 1.300 | 50 % |" in text and "| 0.6 | 3 | 1.200 | inf | 33 % |" in text
 
 
 def test_summarise_rereads_a_run_without_training(tmp_path: pathlib.Path, capsys) -> None:
