@@ -21,6 +21,8 @@ from optim_core.specs.range_test import ProgressEvent, RangeTestConfig
 from optim_core.training.param_groups import build_param_groups
 from optim_core.training.range_test import _make_optimizer, lr_range_test
 
+from .host_reads import HostReads
+
 NO_STOP = {"stop_on_divergence": False}
 
 
@@ -680,23 +682,6 @@ def test_cuda_run_restores_the_model_on_its_device() -> None:
     _assert_same(before, _state(model, opt))
 
 
-class _HostReads(torch.overrides.TorchFunctionMode):
-    """Counts the reads of tensor values into Python (each is a device sync on CUDA)."""
-
-    READS = frozenset({torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__,
-                       torch.Tensor.__float__, torch.Tensor.__int__, torch.Tensor.numpy})
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
-                           ) -> Any:
-        if func in self.READS:
-            self.count += 1
-        return func(*args, **(kwargs or {}))
-
-
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_the_sweep_reads_losses_to_the_host_once_per_check_not_per_step(optimizer: str) -> None:
     # The CPU-checkable half of "no host sync per step on CUDA": the loop keeps losses on the
@@ -704,7 +689,7 @@ def test_the_sweep_reads_losses_to_the_host_once_per_check_not_per_step(optimize
     # clipping read nothing either).
     cfg = RangeTestConfig(num_steps=60, check_every=20, stop_on_divergence=False,
                           max_grad_norm=1.0, end_lr=1e-2)
-    reads = _HostReads()
+    reads = HostReads()
     with reads:
         res = lr_range_test(_model(), _data(), nn.functional.cross_entropy,
                             optimizer=OptimizerSpec(name=optimizer), config=cfg)

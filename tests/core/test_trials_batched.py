@@ -20,6 +20,8 @@ from optim_core.training.data import DataBundle
 from optim_core.training.registry import build_data, build_model
 from optim_core.training.trials import TrialResult, TrialsResult, run_trials_on
 
+from .host_reads import HostReads
+
 MLP = ExperimentSpec(model={"kind": "mlp", "hidden": [16, 16]},
                      data={"kind": "classification", "n_samples": 320, "n_features": 8},
                      batch_size=32)
@@ -206,3 +208,23 @@ def test_the_result_says_whether_it_ran_batched() -> None:
     assert alone.to_dict()["batched"] is False
     assert alone.batched_reason == ("AdamW: one candidate, run on its own; "
                                     "SGD: one candidate, run on its own")
+
+
+def test_batched_trials_read_to_the_host_once_per_step_for_all_candidates() -> None:
+    # The CPU-checkable half of the K = 8 target on CUDA: a batched group reads its K losses in
+    # one transfer a step, so the reads grow with the steps and not with K (the sequential path
+    # reads once per step per candidate).
+    def reads(k: int, steps: int, batched: bool = True) -> int:
+        cands = [{"optimizer": {"name": "adamw", "lr": 1e-3 * 2**i}} for i in range(k)]
+        config = TrialsConfig(candidates=cands, steps=steps, eval_every=steps, val_batches=2,
+                              batched=batched)
+        counter = HostReads()
+        with counter:
+            result = run_trials_on(*_setup(MLP), config)
+        assert result.batched is batched and all(t.steps_run == steps for t in result.trials)
+        return counter.count
+
+    assert reads(4, 10) == reads(2, 10)  # K candidates, one read a step
+    per_step = reads(4, 20) - reads(4, 10)
+    assert per_step == 10  # exactly one per step (the rest: the probe and the one evaluation)
+    assert reads(4, 20, batched=False) - reads(4, 10, batched=False) == 4 * 10
