@@ -360,6 +360,14 @@ def _noise_ratio(y: Sequence[float], drop: float, raw: Sequence[float] | None) -
     return _median([abs(d) for d in _diff(_diff(y))]) * 10.0 / drop
 
 
+def backoff_pick(lr_min: float, first_lr: float, backoff: float = BACKOFF) -> float:
+    """The recommended pick from the smoothed minimum: ``lr_min / backoff``, never above
+    ``lr_min / MIN_BACKOFF`` and never below the sweep's first LR (steps 2 and 3 of the module
+    docstring). A function of its own so that ``bench/backoff_cv.py`` scores other back-offs with
+    the rule ``suggest`` applies."""
+    return max(min(lr_min / backoff, lr_min / MIN_BACKOFF), first_lr)
+
+
 def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
             num_steps: int | None = None) -> Suggestions:
     """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
@@ -432,7 +440,7 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
     hi = lr_min / MIN_BACKOFF
     v = known["valley"]
     anchor = lr_min / BACKOFF
-    rec = max(min(anchor, hi), float(x[0]))
+    rec = backoff_pick(lr_min, float(x[0]))
 
     if i_min < max(2, n // 10):
         confidence *= 0.2
