@@ -15,13 +15,15 @@ regret; a diverged pick counts as ``DIVERGED_REGRET``). The mean of logs weighs 
 sharp problem as much as a 1.3x miss on a flat one, and unlike the median it moves with every
 case. Three choices are reported:
 
-* ``fit``: chosen on the ``FIT`` problems only (the protocol the earlier constant was set by);
-* ``lopo``: leave one problem out. For each of the 8 problems, the back-off chosen on the other
-  seven, scored on the left-out problem's 6 cases. Put together, those 48 regrets estimate how
-  the chosen constant does on a problem it was not chosen on, which a fixed fit / held-out
-  split with 4 problems on each side estimates less well;
-* ``all``: chosen on every problem: the value ``suggest.BACKOFF`` should have when every fold
-  agrees with it.
+* ``fit``: chosen on the ``FIT`` problems only. This is the protocol ``suggest.BACKOFF`` is set
+  by: the ``HELD_OUT`` problems never enter the choice, so lr_quality's held-out rows stay an
+  honest estimate;
+* ``lopo``: leave one problem out, as a check on that estimate from 4 held-out problems. For each
+  of the 8 problems, the back-off chosen on the other seven is scored on the left-out problem's
+  6 cases; the 48 regrets together say how a constant chosen this way does on a problem it was
+  not chosen on;
+* ``all``: chosen on every problem, to see whether the held-out problems would have asked for
+  another value.
 
 Writes ``bench/results/backoff_cv.json`` and prints markdown.
 """

@@ -64,8 +64,8 @@ def test_fastai_rules_trim_an_early_stopped_sweep_from_the_steps_asked_for() -> 
 def test_recommended_and_cycle_bounds_pinned_on_a_hand_built_valley() -> None:
     s = S.suggest(LRS, valley_curve())
     assert s.lr_at_min == LRS[70]
-    # minimum / BACKOFF (5), below the turning point lrs[70] / 3: no clip applies
-    expected = LRS[70] / 5
+    # minimum / BACKOFF (4), below the turning point lrs[70] / 3: no clip applies
+    expected = LRS[70] / 4
     assert s.recommended == pytest.approx(expected, rel=1e-12)
     assert s.recommended < LRS[70] / 3
     # stops falling: first point within 10 % of the drop (loss <= 0.65) is index 64
@@ -85,7 +85,7 @@ def test_recommended_is_below_the_turning_point() -> None:
 def test_recommended_stays_below_the_minimum_whatever_the_valley_says() -> None:
     # A narrow early dip is the global minimum; the longest decreasing run comes later, at higher
     # LRs. The valley (which once weighed in on the pick) would lie past the minimum: the pick is
-    # read off the minimum alone, lr_min / 5, below the lr_min / 3 ceiling.
+    # read off the minimum alone, lr_min / BACKOFF, below the lr_min / 3 ceiling.
     y = [2.0] * 30 + [0.1] + [1.9] * 9
     y += [1.9 - 0.018 * k for k in range(51)]  # indices 40..90, strictly decreasing
     y += [y[-1] + 0.3 * k for k in range(1, N - len(y) + 1)]
