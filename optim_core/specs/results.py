@@ -74,7 +74,10 @@ class LrSuggestions(_Result):
     valley: float | None = Field(description="LR in the longest valley before the minimum")
     minimum_div10: float | None = Field(description="LR at the loss minimum, divided by 10")
     lr_at_min: float | None = Field(description="LR at the loss minimum")
-    recommended: float | None = Field(description="the LR to use")
+    recommended: float | None = Field(
+        description="the LR to use as the peak of a warmup + decay schedule (how the trials and "
+                    "bench/lr_quality.py train it); held constant it is on the high side, and "
+                    "`minimum_div10` is the safer constant LR")
     confidence: float = Field(
         ge=0.0, le=1.0,
         description="how well the curve could be read (length, noise, where its minimum fell, "
