@@ -77,30 +77,34 @@ class Sizes:
     trials: dict[str, ExperimentSpec]  # what each batched-trials row runs, by its name
 
 
+def _mlp(features: int, hidden: list[int], classes: int, samples: int,
+         batch: int) -> tuple[str, ExperimentSpec]:
+    name = f"MLP {'-'.join(map(str, [features, *hidden, classes]))}, batch {batch}"
+    return name, ExperimentSpec(model={"kind": "mlp", "hidden": hidden},
+                                data={"kind": "classification", "n_samples": samples,
+                                      "n_features": features, "n_classes": classes},
+                                batch_size=batch)
+
+
+def _lm(d_model: int, layers: int, heads: int, seq_len: int, vocab: int, sequences: int,
+        batch: int) -> tuple[str, ExperimentSpec]:
+    name = f"transformer LM d={d_model}, {layers} layer(s), batch {batch}"
+    return name, ExperimentSpec(model={"kind": "transformer", "d_model": d_model,
+                                       "n_layers": layers, "n_heads": heads, "seq_len": seq_len,
+                                       "vocab_size": vocab},
+                                data={"kind": "sequences", "n_sequences": sequences,
+                                      "seq_len": seq_len, "vocab_size": vocab},
+                                batch_size=batch)
+
+
 def _sizes(quick: bool) -> Sizes:
     if quick:
         return Sizes(range_width=32, range_steps=20, range_repeats=1, trial_steps=5,
-                     trial_repeats=1, trials={
-                         "quick: MLP 8-16-3, batch 32": ExperimentSpec(
-                             model={"kind": "mlp", "hidden": [16]},
-                             data={"kind": "classification", "n_samples": 256, "n_features": 8,
-                                   "n_classes": 3}, batch_size=32),
-                         "quick: transformer LM d=16, 1 layer": ExperimentSpec(
-                             model={"kind": "transformer", "d_model": 16, "n_layers": 1,
-                                    "n_heads": 2, "seq_len": 8, "vocab_size": 16},
-                             data={"kind": "sequences", "n_sequences": 64, "seq_len": 8,
-                                   "vocab_size": 16}, batch_size=8)})
+                     trial_repeats=1, trials=dict([_mlp(8, [16], 3, 256, 32),
+                                                   _lm(16, 1, 2, 8, 16, 64, 8)]))
     return Sizes(range_width=4096, range_steps=100, range_repeats=7, trial_steps=100,
-                 trial_repeats=3, trials={
-                     "MLP 256-1024-1024-10, batch 1024": ExperimentSpec(
-                         model={"kind": "mlp", "hidden": [1024, 1024]},
-                         data={"kind": "classification", "n_samples": 65536, "n_features": 256,
-                               "n_classes": 10}, batch_size=1024),
-                     "transformer LM d=128, 2 layers, batch 64": ExperimentSpec(
-                         model={"kind": "transformer", "d_model": 128, "n_layers": 2,
-                                "n_heads": 4, "seq_len": 64, "vocab_size": 64},
-                         data={"kind": "sequences", "n_sequences": 4096, "seq_len": 64,
-                               "vocab_size": 64}, batch_size=64)})
+                 trial_repeats=3, trials=dict([_mlp(256, [1024, 1024], 10, 65536, 1024),
+                                               _lm(128, 2, 4, 64, 64, 4096, 64)]))
 
 
 def _sync(device: torch.device) -> None:

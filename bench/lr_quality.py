@@ -261,11 +261,16 @@ def rules_of(cases: list[dict[str, Any]]) -> list[str]:
     return [r for r in RULES if cases and all(r in c["rules"] for c in cases)]
 
 
+def rule_regret(case: dict[str, Any], rule: str) -> float:
+    """One rule's regret on one case; a diverged (or unscored) pick is an infinite regret."""
+    r = case["rules"][rule]
+    return math.inf if r["diverged"] or r["regret"] is None else r["regret"]
+
+
 def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rule in rules_of(cases):
-        regrets = [math.inf if c["rules"][rule]["diverged"] else c["rules"][rule]["regret"]
-                   for c in cases]
+        regrets = [rule_regret(c, rule) for c in cases]
         finite = [r for r in regrets if math.isfinite(r)]
         worst = max(regrets) if regrets else math.nan
         out[rule] = {
@@ -325,9 +330,8 @@ def by_confidence(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     was, and this says how far that carries)."""
     groups: dict[float, list[float]] = {}
     for c in cases:
-        r = c["rules"]["recommended"]
         groups.setdefault(c["range_test"]["confidence"], []).append(
-            math.inf if r["diverged"] or r["regret"] is None else r["regret"])
+            rule_regret(c, "recommended"))
     return [{"confidence": k, "cases": len(v), "median": _fin(statistics.median(v)),
              "worst": _fin(max(v)), "within_1.1": sum(x <= 1.1 for x in v) / len(v)}
             for k, v in sorted(groups.items(), reverse=True)]
