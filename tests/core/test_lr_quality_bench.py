@@ -69,6 +69,7 @@ def test_quick_run_writes_consistent_regrets(tmp_path: pathlib.Path) -> None:
         assert case["rules"][fine]["lr"] == min(finite, key=lambda g: g["final_loss"])["lr"]
     s = doc["summary"]["all"]["recommended"]
     assert s["cases"] == 1 and s["diverged"] == 0
+    assert doc["by_setting"]["recommended"]["cases"] == 1  # one problem and optimizer
     (conf,) = doc["by_confidence"]
     assert conf["confidence"] == case["range_test"]["confidence"]
     assert conf["median"] == case["rules"]["recommended"]["regret"]
@@ -138,6 +139,29 @@ def test_headroom_counts_sharp_cases_offsets_and_the_hindsight_backoff() -> None
     assert math.isclose(h["oracle_backoff"]["decades"], 0.5)
     assert math.isclose(h["oracle_backoff"]["within_half_step"], 2 / 3)
     assert "headroom (3 cases)" in lr_quality.headroom_text(h)
+
+
+def test_per_setting_regret_divides_the_seed_mean_at_the_picks_by_the_best_seed_mean_lr() -> None:
+    def case(problem: str, grid: list[float | None], rec: float, steep: float | None) -> dict:
+        return {"problem": problem, "optimizer": "adamw",
+                "grid": [{"lr": lr, "final_loss": v} for lr, v in zip((0.1, 1.0), grid, strict=True)],
+                "rules": {"recommended": {"final_loss": rec},
+                          "steepest": {"final_loss": steep}}}
+
+    cases = [
+        # seed means of the grid: 2.0 and 1.5 (the best LR in expectation is neither seed's best)
+        case("p", [1.0, 2.0], 1.5, None), case("p", [3.0, 1.0], 1.7, 1.0),
+        # a diverged grid point makes its mean infinite: the best is the other, 1.0
+        case("q", [1.0, None], 1.0, 2.0),
+    ]
+    per = lr_quality.by_setting(cases)
+    assert set(per) == {"recommended", "steepest"}
+    rec, steep = per["recommended"], per["steepest"]
+    assert rec["cases"] == 2  # one per setting, not per case
+    assert math.isclose(rec["worst"], 1.6 / 1.5) and math.isclose(rec["median"], (1.6 / 1.5 + 1) / 2)
+    assert rec["within_1.1"] == 1.0 and rec["diverged"] == 0
+    # one seed's diverged pick makes the setting's mean infinite: diverged, and no finite worst
+    assert steep["diverged"] == 1 and steep["worst"] is None and steep["meets_targets"] is False
 
 
 def test_recommended_regret_is_grouped_by_the_range_tests_confidence() -> None:
