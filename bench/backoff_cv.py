@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from bench import lr_quality
 from bench.lr_quality_problems import FIT, PROBLEMS
 from bench.problems import train_fixed_lr
 from optim_core.numerics.suggest import BACKOFF, backoff_pick
@@ -51,7 +52,8 @@ from optim_core.numerics.suggest import BACKOFF, backoff_pick
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 #: the candidates: the range the earlier constant was chosen from (minimum/3 … minimum/10)
 BACKOFFS = (3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
-#: a diverged pick's regret in the geometric mean (none diverged in the runs quoted in README)
+#: a diverged pick's regret in the geometric mean, which an infinity would make infinite for
+#: every back-off that diverged anywhere (none diverged in the runs quoted in README)
 DIVERGED_REGRET = 100.0
 
 Row = dict[str, Any]
@@ -93,12 +95,14 @@ def measure(doc: dict[str, Any], backoffs: Sequence[float], jobs: int) -> list[R
 
 
 def regret(row: Row, backoff: str) -> float:
+    """A pick's regret; a diverged pick's is infinite (as in lr_quality)."""
     v = row["picks"][backoff]["regret"]
-    return DIVERGED_REGRET if v is None else v
+    return math.inf if v is None else v
 
 
 def geo_mean(values: Sequence[float]) -> float:
-    return math.exp(statistics.fmean(math.log(v) for v in values))
+    """The geometric mean, a diverged (infinite) regret counted as ``DIVERGED_REGRET``."""
+    return math.exp(statistics.fmean(math.log(min(v, DIVERGED_REGRET)) for v in values))
 
 
 def choose(rows: Sequence[Row], backoffs: Sequence[str]) -> str | None:
@@ -110,10 +114,8 @@ def choose(rows: Sequence[Row], backoffs: Sequence[str]) -> str | None:
 
 
 def scores(regrets: Sequence[float]) -> dict[str, Any]:
-    return {"cases": len(regrets), "geo_mean": geo_mean(regrets),
-            "median": statistics.median(regrets), "worst": max(regrets),
-            "within_1.1": sum(v <= 1.1 for v in regrets) / len(regrets),
-            "diverged": sum(v == DIVERGED_REGRET for v in regrets)}
+    """lr_quality's scores of these regrets, and the geometric mean the choice is made on."""
+    return lr_quality.scores(regrets) | {"geo_mean": geo_mean(regrets)}
 
 
 def cross_validate(rows: Sequence[Row], backoffs: Sequence[str],
@@ -138,14 +140,18 @@ def cross_validate(rows: Sequence[Row], backoffs: Sequence[str],
     }
 
 
+def _num(v: float | None, digits: int) -> str:
+    return "inf" if v is None else f"{v:.{digits}f}"
+
+
 def report(doc: dict[str, Any]) -> str:
     cv = doc["cv"]
     lines = ["| back-off | geo-mean regret | median | worst | within 1.1x | diverged |",
              "|---|---|---|---|---|---|"]
     for b, s in cv["per_backoff"].items():
         mark = " (suggest.BACKOFF)" if float(b) == doc["backoff_in_use"] else ""
-        lines.append(f"| minimum/{b}{mark} | {s['geo_mean']:.3f} | {s['median']:.3f} | "
-                     f"{s['worst']:.2f} | {100 * s['within_1.1']:.0f} % | {s['diverged']} |")
+        lines.append(f"| minimum/{b}{mark} | {s['geo_mean']:.3f} | {_num(s['median'], 3)} | "
+                     f"{_num(s['worst'], 2)} | {100 * s['within_1.1']:.0f} % | {s['diverged']} |")
     backoffs = list(cv["per_backoff"])
     lines += ["", "| problem (geo-mean regret) | " + " | ".join(f"/{b}" for b in backoffs)
               + " | chosen without it |", "|---|" + "---|" * (len(backoffs) + 1)]
@@ -158,7 +164,8 @@ def report(doc: dict[str, Any]) -> str:
     lines += ["", f"chosen on FIT only: {fit}; on all problems: /{cv['all']}; "
               + ("leave-one-problem-out: needs two problems or more" if lo is None else
                  f"leave-one-problem-out: {lo['cases']} left-out cases, geo-mean "
-                 f"{lo['geo_mean']:.3f}, median {lo['median']:.3f}, worst {lo['worst']:.2f}, "
+                 f"{lo['geo_mean']:.3f}, median {_num(lo['median'], 3)}, "
+                 f"worst {_num(lo['worst'], 2)}, "
                  f"{100 * lo['within_1.1']:.0f} % within 1.1x, {lo['diverged']} diverged")]
     return "\n".join(lines)
 

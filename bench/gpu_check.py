@@ -51,6 +51,7 @@ from typing import Any
 
 import torch
 
+from bench.timing import sync
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import TrialsConfig
 from optim_core.training.registry import build_data, build_model
@@ -107,11 +108,6 @@ def _sizes(quick: bool) -> Sizes:
                                                _lm(128, 2, 4, 64, 64, 4096, 64)]))
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -132,10 +128,10 @@ def _trials_seconds(spec: ExperimentSpec, k: int, steps: int, repeats: int,
                           batched=k > 1)
     times = []
     for rep in range(repeats + 1):  # the first is a warm-up (allocator, kernels, vmap trace)
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         result = run_trials_on(factory, bundle, config, device=str(device))
-        _sync(device)
+        sync(device)
         if rep:
             times.append(time.perf_counter() - t0)
     if k > 1 and not result.batched:

@@ -62,6 +62,7 @@ import pathlib
 import platform
 import statistics
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -267,21 +268,19 @@ def rule_regret(case: dict[str, Any], rule: str) -> float:
     return math.inf if r["diverged"] or r["regret"] is None else r["regret"]
 
 
-def scores(regrets: list[float]) -> dict[str, Any]:
-    """Median, worst, share within 1.1x, divergences and whether the targets are met."""
-    finite = [r for r in regrets if math.isfinite(r)]
-    o: dict[str, Any] = {
-        "cases": len(regrets),
-        "median": statistics.median(regrets) if regrets else None,
-        "worst": _fin(max(regrets)) if regrets else None,
-        "within_1.1": (sum(r <= 1.1 for r in regrets) / len(regrets)) if regrets else None,
-        "diverged": len(regrets) - len(finite),
-    }
-    o["meets_targets"] = bool(regrets) and (
-        o["median"] <= TARGETS["median"] and o["worst"] is not None
-        and o["worst"] <= TARGETS["worst"] and o["within_1.1"] >= TARGETS["within_1.1"]
-        and o["diverged"] == 0)
-    return o
+def scores(regrets: Sequence[float]) -> dict[str, Any]:
+    """Median, worst, share within 1.1x, divergences (infinite regrets) and whether the targets
+    are met. An infinite median or worst is stored as None (JSON has no infinity)."""
+    if not regrets:
+        return {"cases": 0, "median": None, "worst": None, "within_1.1": None, "diverged": 0,
+                "meets_targets": False}
+    median, worst = statistics.median(regrets), max(regrets)
+    within = sum(r <= 1.1 for r in regrets) / len(regrets)
+    diverged = sum(not math.isfinite(r) for r in regrets)
+    return {"cases": len(regrets), "median": _fin(median), "worst": _fin(worst),
+            "within_1.1": within, "diverged": diverged,
+            "meets_targets": (median <= TARGETS["median"] and worst <= TARGETS["worst"]
+                              and within >= TARGETS["within_1.1"] and diverged == 0)}
 
 
 def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
@@ -356,9 +355,7 @@ def by_confidence(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for c in cases:
         groups.setdefault(c["range_test"]["confidence"], []).append(
             rule_regret(c, "recommended"))
-    return [{"confidence": k, "cases": len(v), "median": _fin(statistics.median(v)),
-             "worst": _fin(max(v)), "within_1.1": sum(x <= 1.1 for x in v) / len(v)}
-            for k, v in sorted(groups.items(), reverse=True)]
+    return [{"confidence": k} | scores(v) for k, v in sorted(groups.items(), reverse=True)]
 
 
 def confidence_text(rows: list[dict[str, Any]]) -> str:
@@ -409,7 +406,7 @@ def table(summary: dict[str, Any], title: str) -> str:
              " targets met |", "|---|---|---|---|---|---|---|"]
     for rule, o in summary.items():
         worst = "inf" if o["worst"] is None else f"{o['worst']:.3f}"
-        med = "inf" if o["median"] is None or not math.isfinite(o["median"]) else f"{o['median']:.3f}"
+        med = "inf" if o["median"] is None else f"{o['median']:.3f}"
         lines.append(f"| {rule} | {o['cases']} | {med} | {worst} | {100 * o['within_1.1']:.0f} % "
                      f"| {o['diverged']} | {'yes' if o['meets_targets'] else 'no'} |")
     return "\n".join(lines)

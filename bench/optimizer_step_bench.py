@@ -20,14 +20,11 @@ import time
 import torch
 from torch import nn
 
+from bench.timing import sync
+
 OUT_DIR = pathlib.Path(__file__).resolve().parent / "results"
 CLASSES = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD,
            "adagrad": torch.optim.Adagrad}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _time(name: str, fused: bool, device: torch.device, repeats: int) -> dict[str, float]:
@@ -48,15 +45,15 @@ def _time(name: str, fused: bool, device: torch.device, repeats: int) -> dict[st
     train(20)  # warm-up: state allocated, kernels loaded
     step_s, train_s = [], []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         for _ in range(500):
             opt.step()
-        _sync(device)
+        sync(device)
         step_s.append((time.perf_counter() - t) / 500)
         t = time.perf_counter()
         train(200)
-        _sync(device)
+        sync(device)
         train_s.append(time.perf_counter() - t)
     return {"step_us": statistics.median(step_s) * 1e6, "train_200_s": statistics.median(train_s)}
 

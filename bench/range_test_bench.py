@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bench.timing import sync
 from optim_core.numerics.suggest import steepest
 from optim_core.specs.range_test import RangeTestConfig
 from optim_core.training.range_test import lr_range_test
@@ -64,17 +65,12 @@ def make_problem(width: int, n: int = 4096, dim: int = 128, classes: int = 10,
     return model, loader
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def bare_loop(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: RangeTestConfig,
               device: torch.device) -> float:
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.start_lr)
     loss_fn = nn.CrossEntropyLoss()
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     it = iter(loader)
     for step in range(cfg.num_steps):
@@ -89,7 +85,7 @@ def bare_loop(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: RangeT
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         opt.step()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0
 
 
@@ -97,11 +93,11 @@ def ours(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: RangeTestCo
          device: torch.device) -> tuple[float, Any]:
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.start_lr)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     res = lr_range_test(model, loader, nn.CrossEntropyLoss(), optimizer=opt, config=cfg,
                         device=device)
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0, res
 
 
@@ -111,13 +107,13 @@ def torch_lr_finder(model: nn.Module, loader: torch.utils.data.DataLoader, cfg: 
 
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.start_lr)
-    _sync(device)
+    sync(device)
     t0 = time.perf_counter()
     finder = LRFinder(model, opt, nn.CrossEntropyLoss(), device=device)
     finder.range_test(loader, start_lr=cfg.start_lr, end_lr=cfg.end_lr, num_iter=cfg.num_steps,
                       step_mode="exp", diverge_th=diverge_th)
     finder.reset()
-    _sync(device)
+    sync(device)
     return time.perf_counter() - t0, finder.history
 
 

@@ -33,8 +33,11 @@ def test_choose_takes_the_lowest_geometric_mean_and_counts_divergence_as_a_large
     # geometric means: /3 sqrt(1.44) = 1.2, /4 1.1 (the median would tie them at 1.22 and 1.1)
     assert backoff_cv.choose(rows, ["3", "4"]) == "4"
     rows = [_row("a", {"3": 1.0, "4": 1.5}), _row("a", {"3": None, "4": 1.5})]
-    assert backoff_cv.regret(rows[1], "3") == backoff_cv.DIVERGED_REGRET
+    assert backoff_cv.regret(rows[1], "3") == math.inf
+    assert math.isclose(backoff_cv.geo_mean([1.0, math.inf]), backoff_cv.DIVERGED_REGRET ** 0.5)
     assert backoff_cv.choose(rows, ["3", "4"]) == "4"  # one divergence outweighs a 1.5x miss
+    s = backoff_cv.scores([1.0, math.inf])
+    assert s["diverged"] == 1 and s["worst"] is None and s["meets_targets"] is False
 
 
 def test_leave_one_problem_out_scores_each_problem_with_the_choice_made_without_it() -> None:
