@@ -26,12 +26,17 @@ The known rules, implemented as their authors do:
 
 The recommended pick (``suggest(...).recommended``), designed against the failures above:
 
-0. "the start" of the curve is ``start_level``: the median of the first ``start_window(n)`` raw losses
-   (the first tenth of the sweep, 3 to 10 points), not the first batch. Every rule that compares
-   with the start (never decreases, the drop, the 1cycle bound, still falling, the noise ratio)
-   uses it, and the lowest point of the smoothed curve inside that window (where the EMA is little
-   more than the first batch) only counts when nothing later falls below the start. The "lowest
-   LR tried" fallback is for curves that never fall below the start anywhere.
+0. "the start" of the curve is ``start_level``: the median of the first ``start_window(N)`` raw
+   losses (``N``: the steps the sweep asked for; the first tenth of it, 3 to 10 points), not the
+   first batch. Raw losses not given are recovered from the smoothed ones (``unsmooth``). Every rule
+   that compares with the start (never decreases, the drop, the 1cycle bound, still falling, the
+   noise ratio) uses it. The falling region is read on the smoothed curve *after* that window:
+   inside it the EMA is little more than the first batches, so a lucky batch there is no fall.
+   Any fall below the start after the window counts, however small against the noise (the
+   confidence says "noisy"). A curve without one is one of two unusable kinds: its raw losses
+   fell inside the window, clearly (``_early_fall``: medians of 3 batches, three standard errors
+   below where it began) — the first LRs already train, ``diverged_immediately`` — or they never
+   fell, ``never_decreases``. Either way the pick is the lowest LR tried, a placeholder.
 
 1. ``lr_min`` = LR at the minimum of the smoothed curve. Beyond it the loss rises; the smoothed
    minimum also *lags* the raw one (the EMA remembers ~50 steps), so it is already too high.
@@ -107,6 +112,12 @@ STEEP_SKIP_START, STEEP_SKIP_END = 10, 5
 SHORT_CURVE = 20
 #: a drop smaller than this times (1 + |first loss|) is rounding, not a fall ("never_decreases").
 FLAT_TOL = 1e-8
+#: a fall inside the start window counts only when it is this many standard errors below where the
+#: sweep began (`_early_fall`): one or two lucky batches there are not a fall.
+FALL_Z = 3.0
+#: the smoothing the range test applies (``RangeTestConfig.smooth_beta``'s default), and what
+#: ``suggest`` assumes its ``losses`` were smoothed with unless told otherwise.
+DEFAULT_BETA = 0.98
 #: the start of the curve is judged on its first tenth, at least START_MIN and at most START_MAX
 #: points (`start_window`): on the default sweep (1e-7 -> 10 in 100 steps) those LRs are within 0.8
 #: decades of start_lr, too small to change the model, so their losses all measure the untrained
@@ -162,10 +173,24 @@ class EmaSmoother:
         return self._avg / (1.0 - self.beta**self._count)
 
 
-def smooth(raw: FloatSeq, beta: float = 0.98) -> list[float]:
+def smooth(raw: FloatSeq, beta: float = DEFAULT_BETA) -> list[float]:
     """Bias-corrected EMA of ``raw`` (None read as NaN; NaN propagates, as it should)."""
     sm = EmaSmoother(beta)
     return [sm.update(float("nan") if x is None else float(x)) for x in raw]
+
+
+def unsmooth(smoothed: Sequence[float], beta: float = DEFAULT_BETA) -> list[float]:
+    """The raw losses behind ``smooth(raw, beta)``: its exact inverse, up to rounding (the EMA's
+    running average is ``avg_t = smoothed_t * (1 - beta**(t+1))``, and ``raw_t = (avg_t - beta *
+    avg_{t-1}) / (1 - beta)``). Lets a curve stored without its raw losses still be judged on them:
+    the smoothed curve's first values are little more than its first batch."""
+    out: list[float] = []
+    prev = 0.0
+    for t, v in enumerate(smoothed):
+        avg = v * (1.0 - beta ** (t + 1))
+        out.append((avg - beta * prev) / (1.0 - beta))
+        prev = avg
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,19 +377,46 @@ def minimum_div10(lrs: FloatSeq, losses: FloatSeq, num_steps: int | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def _noise_ratio(y: Sequence[float], drop: float, raw: Sequence[float] | None) -> float:
-    """Noise of the curve relative to its drop (shift-invariant, sign-independent).
+def batch_sigma(raw: Sequence[float]) -> float:
+    """The batch noise of raw losses as a standard deviation, read on second differences:
+    ``raw_{t+1} - 2 raw_t + raw_{t-1}`` of independent batches has standard deviation
+    ``sigma * sqrt 6``, and a trend that is straight over three steps cancels in it (a sweep's
+    fall would otherwise count as noise). Median-based, so spiking batches do not move it.
+    0 for fewer than three values."""
+    if len(raw) < 3:
+        return 0.0
+    return _median([abs(d) for d in _diff(_diff(raw))]) / (0.6745 * math.sqrt(6.0))
 
-    With raw losses: median batch-to-batch change ``|raw_t - raw_{t-1}|`` / drop. Without: the
-    smoothed curve's roughness, 10 x median |second difference| / drop.
-    """
+
+def _noise_ratio(raw: Sequence[float], drop: float) -> float:
+    """The confidence's noise measure: the median batch-to-batch change ``|raw_t - raw_{t-1}|`` /
+    the drop (shift-invariant, sign-independent; its thresholds, 0.1 and 0.5, are set on this
+    first-difference form)."""
     if drop <= 0.0:
         return float("inf")
-    if raw is not None and len(raw) >= 3:
-        return _median([abs(d) for d in _diff(raw)]) / drop
-    if len(y) < 5:
-        return 0.0
-    return _median([abs(d) for d in _diff(_diff(y))]) * 10.0 / drop
+    return _median([abs(d) for d in _diff(raw)]) / drop if len(raw) >= 2 else 0.0
+
+
+#: the early fall is read on medians of this many consecutive raw losses: one batch never decides.
+EARLY_SPAN = 3
+
+
+def _early_fall(raw: Sequence[float], window: int) -> int | None:
+    """Where the raw losses *inside* the start window fell clearly below where they began: the
+    centre of the lowest median of ``EARLY_SPAN`` consecutive losses, if it is ``FALL_Z``
+    standard errors (of the difference of two such medians, on the whole curve's `batch_sigma`)
+    below the first such median; else None. It only tells two unusable curves apart (start_lr too
+    high, or nothing trained), so it may be strict. The smoothed curve cannot show such a fall (in
+    the window it is little more than its first batches, and it lags), and the window's median
+    already holds the fallen losses."""
+    if window < EARLY_SPAN + 1:
+        return None
+    h = EARLY_SPAN // 2
+    levels = {j: _median(raw[j - h:j + h + 1]) for j in range(h, window - h)}
+    j = min(levels, key=levels.__getitem__)
+    first = levels[h]
+    se = batch_sigma(raw) * math.sqrt(2.0 * math.pi / (2.0 * EARLY_SPAN))
+    return j if levels[j] < first - max(FALL_Z * se, FLAT_TOL * (1.0 + abs(first))) else None
 
 
 def backoff_pick(lr_min: float, first_lr: float, backoff: float = BACKOFF) -> float:
@@ -376,15 +428,22 @@ def backoff_pick(lr_min: float, first_lr: float, backoff: float = BACKOFF) -> fl
 
 
 def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
-            num_steps: int | None = None) -> Suggestions:
+            num_steps: int | None = None, beta: float = DEFAULT_BETA) -> Suggestions:
     """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
 
-    ``losses`` are the smoothed losses; ``raw_losses`` (optional, same length) give the robust
-    starting level (`start_level`: the median of the first raw losses; without them, of the first
-    smoothed ones) and sharpen the noise estimate behind the confidence. ``num_steps``: the steps
-    the sweep asked for, when it stopped early (fastai's rules trim from ``num_steps // 10``).
+    ``losses`` are the smoothed losses, ``smooth(raw_losses, beta)``; ``raw_losses`` (optional,
+    same length) give the robust starting level (`start_level`: the median of the first raw
+    losses), show a fall inside the start window (`_early_fall`) and give the noise estimate
+    behind the confidence. Without them they are recovered from ``losses`` (`unsmooth`), so
+    ``beta`` must be the smoothing really applied (0: ``losses`` are raw). ``num_steps``: the steps
+    the sweep asked for, when it stopped early: the start window, "the first tenth" and fastai's
+    trim are read on the sweep asked for, as the divergence monitor that stopped it did.
+    Raises ValueError if the LRs of the finite curve do not increase (nothing here could say which
+    end of the sweep is its start).
     """
     x, y = _finite_prefix(lrs, losses)
+    if any(b <= a for a, b in itertools.pairwise(x)):
+        raise ValueError("lrs must increase along the sweep")
     n_all = min(len(lrs), len(losses))
     flags: list[str] = []
     known = {"steepest": steepest(lrs, losses), "valley": valley(lrs, losses, num_steps),
@@ -401,20 +460,27 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
             cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
 
     n = len(y)
+    asked = max(num_steps or n, n)
     _, raw_all = _finite_prefix(lrs, raw_losses) if raw_losses is not None else ([], [])
+    raw = raw_all[:n] if len(raw_all) >= n else unsmooth(y, beta)
     # Every comparison with "the start" uses a robust level (`start_level`), not the first point.
-    start = start_level(raw_all if len(raw_all) >= start_window(n) else y, start_window(n))
-    w = start_window(n)
-    i_min = _argmin(y)
-    if i_min < w and n > w:
-        # The smoothed curve's lowest point is inside the start-up window, where the EMA has seen
-        # only a few batches (its first value *is* the first batch). If the curve later falls below
-        # the robust start, that falling region is real and is what the rules read.
-        # (A minimum right at the window's edge is the EMA washing the first batch out of a
-        # curve that only rises after it: no falling region.)
+    w = min(start_window(asked), n)
+    start = start_level(raw, w)
+    i_min: int | None = None
+    if n > w:
+        # The smoothed curve's lowest point after the start window (inside it, the EMA is little
+        # more than the first batches: a lucky one there is no falling region). A lowest point at
+        # the window's edge is the EMA still washing those batches out of a curve that only rises
+        # after them: no falling region either.
+        # Any fall below the start counts, however small against the noise: on the quality
+        # benchmark (bench/lr_quality.py) two deep-tanh SGD sweeps fell by only 0.7 and 0.9 batch
+        # standard deviations before they diverged, and minimum/4 of them trained within 1.12x of
+        # the best LR. A noise test would have called them flat; the confidence says "noisy".
         i_late = w + _argmin(y[w:])
-        if i_late > w and y[i_late] < start:
+        if i_late > w and y[i_late] < start - FLAT_TOL * (1.0 + abs(start)):
             i_min = i_late
+    if i_min is None:
+        return _no_falling_region(x, y, raw, known, flags, w, n < SHORT_CURVE)
     lr_min = float(x[i_min])
     # On an extreme curve (±1e308) the drop is inf, without a warning (Python floats).
     drop = start - y[i_min]  # shift-invariant, works for negative losses
@@ -426,30 +492,16 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
         flags.append("short")
         reasons.append(f"the curve has only {n} usable points")
 
-    # A drop within float rounding of the losses is no drop: the bias-corrected EMA of a constant
-    # loss wobbles by ~1e-16, which would otherwise read as a (noise-free!) fall.
-    if not drop > FLAT_TOL * (1.0 + abs(start)) or i_min == 0:
-        # Never went below its (robust) starting level: there is no falling region to read.
-        rec = float(x[0])
-        flags.append("never_decreases")
-        return Suggestions(
-            **known, lr_at_min=lr_min, recommended=rec, confidence=min(confidence, 0.05),
-            reason=("The loss never fell below its starting value (the median of the first "
-                    f"{w} losses), so no LR in the sweep trained; the lowest LR tried is returned "
-                    "— rerun with a lower start_lr or check the model, data and loss."),
-            cycle_max_lr=None, cycle_min_lr=None, flags=flags)
-
     flat_level = y[i_min] + FLAT_FRACTION * drop
-    # Searched from the end of the start-up window (unless the minimum is inside it): a lucky first
-    # batch would otherwise be "within 10 % of the minimum" at step 0.
-    first = min(w, i_min)
-    i_flat = next(i for i in range(first, i_min + 1) if y[i] <= flat_level)
+    # Searched from the end of the start-up window: a lucky first batch would otherwise be "within
+    # 10 % of the minimum" at step 0.
+    i_flat = next(i for i in range(w, i_min + 1) if y[i] <= flat_level)
     hi = lr_min / MIN_BACKOFF
     v = known["valley"]
     anchor = lr_min / BACKOFF
     rec = backoff_pick(lr_min, float(x[0]))
 
-    if i_min < max(2, n // 10):
+    if i_min < max(2, asked // 10):
         confidence *= 0.2
         flags.append("diverged_immediately")
         reasons.append("the loss bottomed out in the first tenth of the sweep (start_lr may "
@@ -458,8 +510,7 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
         confidence *= 0.5
         flags.append("still_falling")
         reasons.append("the loss had not turned up by the last LR (raise end_lr)")
-    raw = raw_all[: i_min + 1] if raw_losses is not None and len(raw_all) >= i_min + 1 else None
-    noise = _noise_ratio(y[: i_min + 1], drop, raw)
+    noise = _noise_ratio(raw[: i_min + 1], drop)
     if noise > 0.5:
         confidence *= 0.3
         flags.append("noisy")
@@ -498,6 +549,33 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
         **known, lr_at_min=lr_min, recommended=float(rec),
         confidence=float(min(max(confidence, 0.0), 1.0)), reason=reason,
         cycle_max_lr=cycle_max, cycle_min_lr=cycle_max / CYCLE_DIV, flags=flags)
+
+
+def _no_falling_region(x: list[float], y: list[float], raw: list[float],
+                       known: dict[str, float | None], flags: list[str], w: int,
+                       short: bool) -> Suggestions:
+    """The answer for a curve that never fell below its start after the start window: either the
+    raw losses fell inside the window (the first LRs already trained, and the loss rose after:
+    start_lr is too high) or they never fell at all. Either way there is no falling region to read,
+    and the pick is the lowest LR tried, a placeholder."""
+    short_flag = ["short"] if short else []
+    j = _early_fall(raw, w)
+    if j is not None:
+        return Suggestions(
+            **known, lr_at_min=float(x[j]), recommended=float(x[0]), confidence=0.05,
+            reason=(f"The loss fell only within the first {w} LRs of the sweep (lowest at "
+                    f"lr={x[j]:.3g}) and never again below its starting level: start_lr is "
+                    "already too high to show a falling region; the lowest LR tried is returned "
+                    "— rerun with a lower start_lr."),
+            cycle_max_lr=None, cycle_min_lr=None,
+            flags=[*flags, *short_flag, "diverged_immediately", "at_sweep_start"])
+    return Suggestions(
+        **known, lr_at_min=float(x[_argmin(y)]), recommended=float(x[0]), confidence=0.05,
+        reason=("The loss never fell below its starting value (the median of the first "
+                f"{w} losses), so no LR in the sweep trained; the "
+                "lowest LR tried is returned — rerun with a lower start_lr or check the model, "
+                "data and loss."),
+        cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, *short_flag, "never_decreases"])
 
 
 def _first_lr(lrs: FloatSeq) -> float | None:

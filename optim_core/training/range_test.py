@@ -504,7 +504,8 @@ def _sweep(model: nn.Module, opt: torch.optim.Optimizer, train_data: Iterable[Ba
     return RangeTestResult(
         lrs=lrs_out, losses=smoothed, raw_losses=monitor.raw[:n],
         stop_reason=monitor.stop_reason, steps_run=steps_run,
-        suggestions=suggest(lrs_out, smoothed, monitor.raw[:n], num_steps=cfg.num_steps),
+        suggestions=suggest(lrs_out, smoothed, monitor.raw[:n], num_steps=cfg.num_steps,
+                            beta=cfg.smooth_beta),
         seconds=seconds, device=str(dev),
         val_steps=[val_steps[i] for i in keep], val_losses=[val_losses[i] for i in keep],
         config=cfg)

@@ -50,8 +50,60 @@ def test_a_lucky_first_batch_does_not_hide_the_falling_region() -> None:
 
 def test_an_unlucky_first_batch_does_not_fake_a_fall() -> None:
     raw = [3.0] + [1.0 + 0.01 * i for i in range(1, N)]  # one bad batch, then only rising
+    for r in (raw, None):  # without raw losses they are recovered from the smoothed curve
+        s = S.suggest(LRS, S.smooth(raw), raw_losses=r)
+        assert "never_decreases" in s.flags and s.recommended == LRS[0], s.reason
+
+
+def test_unsmooth_inverts_smooth() -> None:
+    raw = lucky_first_batch_curve()
+    for beta in (0.0, 0.5, 0.98):
+        assert S.unsmooth(S.smooth(raw, beta), beta) == pytest.approx(raw, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("at", [1, 3, 5, 8])
+def test_a_lucky_batch_inside_the_start_window_is_no_fall(at: int) -> None:
+    # Flat, then rising: one batch 15 % low anywhere in the first tenth is not a falling region,
+    # wherever it falls in the window (step 0 was the only place the rule used to check).
+    raw = [1.0] * 50 + [1.0 + 0.05 * k for k in range(N - 50)]
+    raw[at] = 0.85
     s = S.suggest(LRS, S.smooth(raw), raw_losses=raw)
-    assert "never_decreases" in s.flags and s.recommended == LRS[0]
+    assert s.flags == ["never_decreases"] and s.recommended == LRS[0], s.reason
+    assert s.cycle_max_lr is None
+
+
+def test_a_fall_inside_the_start_window_is_diagnosed_as_start_lr_too_high() -> None:
+    # The raw loss halves every 3 steps from the first LR, then rises: the first LRs already train.
+    # The window's median holds the fallen losses and the lagging EMA never goes below it, so
+    # "never fell below the start" would be false.
+    raw = [2 * 0.8**i for i in range(7)] + [min(50.0, 2 * 0.8**6 * 1.25**k) for k in range(1, N - 6)]
+    s = S.suggest(LRS, S.smooth(raw), raw_losses=raw)
+    assert "diverged_immediately" in s.flags and "never_decreases" not in s.flags, s.reason
+    assert s.recommended == LRS[0] and s.lr_at_min is not None and s.lr_at_min <= LRS[9]
+    assert "start_lr is already too high" in s.reason
+
+
+def test_an_early_stopped_sweep_is_judged_on_the_steps_asked_for() -> None:
+    # A 100-step sweep stopped by divergence after 18 points: the start window and "the first
+    # tenth" are those of the sweep asked for (10 points), as the divergence monitor read them,
+    # not of the 18 points recorded (3 and 1).
+    raw = [2 * 0.8**i for i in range(7)] + [min(50.0, 2 * 0.8**6 * 1.25**k) for k in range(1, 94)]
+    m = DivergenceMonitor(beta=0.98, threshold=1.0, num_steps=100)
+    m.feed(raw)
+    assert m.stop_at is not None
+    n = m.stop_at + 1
+    assert m.window == 10 and n < 30
+    s = S.suggest(LRS[:n], m.smoothed[:n], m.raw[:n], num_steps=100)
+    assert "diverged_immediately" in s.flags and s.recommended == LRS[0], s.reason
+    assert "first 10 LRs" in s.reason
+
+
+def test_lrs_that_do_not_increase_are_refused() -> None:
+    y = S.smooth(lucky_first_batch_curve())
+    with pytest.raises(ValueError, match="lrs must increase"):
+        S.suggest(LRS[::-1], y)
+    with pytest.raises(ValueError, match="lrs must increase"):
+        S.suggest([1.0, *LRS[1:]], y)
 
 
 def test_a_curve_that_truly_never_falls_still_falls_back_to_the_first_lr() -> None:

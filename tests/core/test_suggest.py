@@ -110,10 +110,12 @@ def test_when_the_bounds_cross_the_first_lr_wins_and_is_flagged() -> None:
 
 
 def test_recommended_never_below_the_first_lr() -> None:
-    y = [1.0, 0.5] + [0.5 + 0.1 * i for i in range(1, N - 1)]
-    s = S.suggest(LRS, y)
-    assert s.recommended == LRS[0]
-    assert "at_sweep_start" in s.flags
+    # 1e-3 .. ~6.3e-3: the minimum (index 70, ~3.7e-3) / 4 is below the first LR, / 3 above it.
+    lrs = [float(v) for v in np.logspace(-3, -2.2, N)]
+    s = S.suggest(lrs, valley_curve())
+    assert s.lr_at_min is not None and s.lr_at_min / S.BACKOFF < lrs[0] < s.lr_at_min / S.MIN_BACKOFF
+    assert s.recommended == lrs[0]
+    assert "at_sweep_start" in s.flags and "clipped to" in s.reason
 
 
 @pytest.mark.parametrize("shift", [-100.0, -2.0, 1000.0])
@@ -173,10 +175,13 @@ def test_a_constant_loss_is_flat_despite_ema_rounding() -> None:
 
 
 def test_immediate_divergence_lowers_confidence() -> None:
-    y = [1.0, 0.9, 0.8] + [0.8 + 0.1 * i for i in range(1, N - 2)]
-    s = S.suggest(LRS, y)
-    assert "diverged_immediately" in s.flags
-    assert s.confidence <= 0.2
+    # The first LRs already train (the raw loss falls for 6 steps), then the loss only rises.
+    raw = [0.85**i for i in range(6)] + [0.85**5 + 0.1 * i for i in range(1, N - 5)]
+    s = S.suggest(LRS, S.smooth(raw), raw)
+    assert "diverged_immediately" in s.flags and "at_sweep_start" in s.flags
+    assert s.confidence <= 0.2 and s.recommended == LRS[0] and s.cycle_max_lr is None
+    assert s.lr_at_min is not None and LRS[3] <= s.lr_at_min <= LRS[6]
+    assert "start_lr is already too high" in s.reason
 
 
 def test_still_falling_at_the_end_is_flagged() -> None:
