@@ -21,7 +21,8 @@ Conventions (shared by every factory; ``docs/ARCHITECTURE.md`` states them as th
 
 * **1cycle** (Smith 2018; torch's ``OneCycleLR`` with its cosine annealing): from
   ``max_lr / div_factor`` at step 0 up to ``max_lr`` at the peak step ``P = max(1, round(pct_start ·
-  total_steps) − 1)`` (torch's phase end ``pct_start · total_steps − 1``, made an integer), then down
+  total_steps) − 1)`` (torch's phase end ``pct_start · total_steps − 1``, made an integer; at most
+  ``total_steps − 2``, so that at least one step comes down), then down
   to ``max_lr / (div_factor · final_div_factor)`` exactly on the last step; both halves are
   cosine. The range test gives the two bounds (``Suggestions.cycle_max_lr`` / ``cycle_min_lr``:
   ``div_factor = cycle_max_lr / cycle_min_lr``), as Smith reads them.
@@ -50,6 +51,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import numbers
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,12 +106,17 @@ class Range:
         return f"{kind} {' and '.join(p for p in (low, high) if p)}".strip()
 
     def field(self, default: Any = ..., description: str | None = None) -> Any:
+        # NaN is refused as "not a finite number", not as "not <= 10" (NaN compares false)
+        finite = {} if self.integer else {"allow_inf_nan": False}
         return Field(default, gt=self.gt, ge=self.ge, le=self.le, lt=self.lt,
-                     description=description)
+                     description=description, **finite)
 
     def check(self, field: str, value: Any) -> None:
         if self.integer and not isinstance(value, bool | int) and hasattr(value, "__index__"):
             value = operator.index(value)  # numpy integers are fine; 2.5 and True are not
+        elif (not self.integer and isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and not isinstance(value, int | float)):
+            value = float(value)  # numpy floats too, as the pydantic fields take them
         bad_type = isinstance(value, bool) or not isinstance(value, int if self.integer else (int, float))
         ok = not bad_type and (self.integer or math.isfinite(value))
         if ok:
@@ -380,12 +387,7 @@ def warmup_stable_decay(max_lr: float, warmup_steps: int, total_steps: int, deca
     if decay not in WSD_DECAYS:
         raise SpecError(f"decay must be one of {', '.join(WSD_DECAYS)}, got {decay!r}",
                         field="decay", value=decay, allowed=", ".join(WSD_DECAYS))
-    if warmup_steps + decay_steps > total_steps - 1:
-        # the peak (step W - 1) must come before the decay's first step (T - D)
-        bound = total_steps - 1 - warmup_steps
-        raise SpecError(f"decay_steps must be <= total_steps - 1 - warmup_steps ({bound}), "
-                        f"got {decay_steps}", field="decay_steps", value=decay_steps,
-                        allowed=f"1 <= decay_steps <= total_steps - 1 - warmup_steps ({bound})")
+    check_wsd_lengths(warmup_steps, total_steps, decay_steps)
     if decay == "exp" and min_lr_ratio <= 0.0:
         raise SpecError("min_lr_ratio must be > 0 for an exponential decay, got "
                         f"{min_lr_ratio!r}", field="min_lr_ratio", value=min_lr_ratio,
@@ -415,6 +417,26 @@ def warmup_stable_decay(max_lr: float, warmup_steps: int, total_steps: int, deca
         return decayed(min(t - last_stable, decay_steps) / decay_steps)
 
     return schedule
+
+
+def wsd_max_decay_steps(warmup_steps: int, total_steps: int) -> int:
+    """The longest decay a warmup–stable–decay run can hold: it starts after the peak, which is
+    step ``W − 1`` (step 0 without warmup), so ``max(W, 1) + D <= T``."""
+    return total_steps - max(warmup_steps, 1)
+
+
+def check_wsd_lengths(warmup_steps: int, total_steps: int, decay_steps: int) -> None:
+    """The lengths of a warmup–stable–decay run fit together (one rule for the function and its
+    spec): the warmup ends inside the run, and the decay after the peak."""
+    if warmup_steps >= total_steps:
+        raise SpecError(f"total_steps must be > warmup_steps ({warmup_steps}), got {total_steps}",
+                        field="total_steps", value=total_steps,
+                        allowed=f"> warmup_steps ({warmup_steps})")
+    bound = wsd_max_decay_steps(warmup_steps, total_steps)
+    if decay_steps > bound:
+        raise SpecError(f"decay_steps must be <= total_steps - max(warmup_steps, 1) ({bound}), "
+                        f"got {decay_steps}", field="decay_steps", value=decay_steps,
+                        allowed=f"1 <= decay_steps <= total_steps - max(warmup_steps, 1) ({bound})")
 
 
 def _milestones(milestones: Any) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationInfo, field_validator
 
+from optim_core.errors import SpecError
 from optim_core.numerics.schedules import (
     CYCLE_TOTAL_RANGE,
     DECAY_STEPS_RANGE,
@@ -26,6 +27,7 @@ from optim_core.numerics.schedules import (
     TOTAL_RANGE,
     WARMUP_RANGE,
     Schedule,
+    check_wsd_lengths,
     constant,
     cosine_annealing,
     inverse_sqrt,
@@ -265,7 +267,8 @@ class OneCycleSchedule(_ScheduleBase):
                                                            "total_steps - 1")
     pct_start: float = PCT_START_RANGE.field(0.3, description="share of the run spent rising; "
                                                               "peak at round(pct_start * "
-                                                              "total_steps) - 1")
+                                                              "total_steps) - 1, at least 1 "
+                                                              "and at most total_steps - 2")
     div_factor: float = DIV_FACTOR_RANGE.field(25.0, description="step 0 uses max_lr / div_factor "
                                                                  "(range test: cycle_max_lr / "
                                                                  "cycle_min_lr)")
@@ -276,9 +279,16 @@ class OneCycleSchedule(_ScheduleBase):
     def from_range_test(cls, cycle_max_lr: float, cycle_min_lr: float, total_steps: int,
                         **kw: Any) -> OneCycleSchedule:
         """1cycle between the range test's bounds (``Suggestions.cycle_max_lr`` /
-        ``cycle_min_lr``), as Smith reads them off the curve."""
+        ``cycle_min_lr``), as Smith reads them off the curve. Raises SpecError naming the bound
+        when either is not an LR or the floor is above the peak."""
+        LR_RANGE.check("cycle_max_lr", cycle_max_lr)
+        LR_RANGE.check("cycle_min_lr", cycle_min_lr)
+        if cycle_min_lr > cycle_max_lr:
+            raise SpecError(f"cycle_min_lr must be <= cycle_max_lr ({cycle_max_lr:g}), got "
+                            f"{cycle_min_lr:g}", field="cycle_min_lr", value=cycle_min_lr,
+                            allowed=f"<= cycle_max_lr ({cycle_max_lr:g})")
         return cls(max_lr=cycle_max_lr, total_steps=total_steps,
-                   div_factor=max(1.0, cycle_max_lr / cycle_min_lr), **kw)
+                   div_factor=cycle_max_lr / cycle_min_lr, **kw)
 
     def build(self) -> Schedule:
         return one_cycle(self.max_lr, self.total_steps, self.pct_start, self.div_factor,
@@ -298,19 +308,20 @@ class WarmupStableDecaySchedule(_ScheduleBase):
     total_steps: int = TOTAL_RANGE.field(description="run length; the decay ends at total_steps - 1")
     decay_steps: int = DECAY_STEPS_RANGE.field(
         description="length of the final decay (MiniCPM: about 10 % of the run; DeepSeek: 20 %); "
-                    "<= total_steps - 1 - warmup_steps")
+                    "<= total_steps - max(warmup_steps, 1)")
     min_lr_ratio: float = RATIO_RANGE.field(0.1, description="LR on the last step / max_lr")
     decay: Literal["linear", "cosine", "exp", "multistep"] = Field(
         default="linear", description="shape of the decay: linear, cosine, exp (geometric, "
                                       "MiniCPM; needs min_lr_ratio > 0) or multistep (DeepSeek)")
 
+    _total_after_warmup = field_validator("total_steps")(_above("warmup_steps"))
+
     @field_validator("decay_steps")
     @classmethod
-    def _decay_after_warmup(cls, v: int, info: ValidationInfo) -> int:
+    def _decay_after_peak(cls, v: int, info: ValidationInfo) -> int:
         total, warmup = info.data.get("total_steps"), info.data.get("warmup_steps")
-        if total is not None and warmup is not None and warmup + v > total - 1:
-            raise ValueError(f"decay_steps must be <= total_steps - 1 - warmup_steps "
-                             f"({total - 1 - warmup}), got {v}")
+        if total is not None and warmup is not None:
+            check_wsd_lengths(warmup, total, v)
         return v
 
     @field_validator("decay")

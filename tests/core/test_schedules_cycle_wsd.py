@@ -103,7 +103,8 @@ def test_wsd_without_warmup_and_without_stable_phase() -> None:
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"decay_steps": 0}, "decay_steps"),
-    ({"decay_steps": 90}, "decay_steps"),          # 10 + 90 > 100 - 1
+    ({"decay_steps": 91}, "decay_steps"),          # max(10, 1) + 91 > 100
+    ({"warmup_steps": 200, "decay_steps": 1}, "total_steps"),  # the warmup outlasts the run
     ({"decay": "exp", "min_lr_ratio": 0.0}, "min_lr_ratio"),
     ({"decay": "square"}, "decay"),
     ({"min_lr_ratio": 1.5}, "min_lr_ratio"),
@@ -117,6 +118,39 @@ def test_wsd_refuses_bad_arguments(kwargs: dict[str, object], field: str) -> Non
     with pytest.raises(ValidationError) as verr:
         SP.ScheduleSpecAdapter.validate_python({"name": "wsd", **args})
     assert verr.value.errors()[0]["loc"][-1] in (field, "decay")
+
+
+def test_wsd_decay_may_start_right_after_the_peak() -> None:
+    # W + D = T: the peak (step W - 1) is the one stable step, the decay takes every step after it
+    s = S.warmup_stable_decay(1.0, 10, 100, 90, 0.1, "linear")
+    assert s(9) == 1.0 and s(10) == pytest.approx(1.0 - 0.9 / 90) and s(99) == 0.1
+    assert S.wsd_max_decay_steps(10, 100) == 90 and S.wsd_max_decay_steps(0, 10) == 9
+    spec = SP.ScheduleSpecAdapter.validate_python(
+        {"name": "wsd", "max_lr": 1.0, "warmup_steps": 10, "total_steps": 100, "decay_steps": 90})
+    assert spec.build()(10) == s(10)
+
+
+def test_one_cycle_from_range_test_refuses_bounds_that_are_not_a_cycle() -> None:
+    for lo, field in ((0.0, "cycle_min_lr"), (-0.002, "cycle_min_lr"), (math.nan, "cycle_min_lr"),
+                      (0.05, "cycle_min_lr")):
+        with pytest.raises(SpecError) as err:
+            SP.OneCycleSchedule.from_range_test(cycle_max_lr=0.02, cycle_min_lr=lo, total_steps=50)
+        assert err.value.field == field
+    with pytest.raises(SpecError) as err:
+        SP.OneCycleSchedule.from_range_test(cycle_max_lr=math.inf, cycle_min_lr=0.002,
+                                            total_steps=50)
+    assert err.value.field == "cycle_max_lr"
+
+
+def test_numpy_numbers_are_taken_by_the_functions_as_by_the_specs() -> None:
+    np = pytest.importorskip("numpy")
+    assert S.constant(np.float32(0.25))(0) == 0.25
+    assert S.warmup_stable_decay(np.float64(1.0), np.int64(0), 10, 9, np.float32(0.5))(9) == 0.5
+
+
+def test_nan_is_refused_as_not_finite() -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        SP.ScheduleSpecAdapter.validate_python({"name": "constant", "lr": math.nan})
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [
