@@ -18,10 +18,18 @@ from optim_core.specs.range_test import RangeTestConfig
 from optim_core.specs.schedule import ScheduleSpec
 
 __all__ = ["REFINE_CANDIDATES", "RangeTestJobSpec", "TrialCandidate", "TrialsConfig",
-           "TrialsJobSpec"]
+           "TrialsJobSpec", "schedule_peak_lr"]
 
 #: the refinement's candidates per default optimizer: half a grid step below and above its best
 REFINE_CANDIDATES = 2
+
+
+def schedule_peak_lr(schedule: ScheduleSpec, steps: int) -> float:
+    """The highest LR ``schedule`` sets over a trial's ``steps`` steps: what a candidate on it is
+    set to, wherever its run stops. Read off the schedule itself, so it holds for every kind
+    (a warmup longer than the trial gives the LR the trial reaches, not the unreached one)."""
+    lr_at = schedule.build()
+    return max(lr_at(t) for t in range(steps))
 
 
 class TrialCandidate(_Spec):

@@ -196,7 +196,9 @@ class TrialResult(_Result):
         description="default: warmup + cosine to 0.1×peak (O6.4), warmup TrialsConfig."
                     "warmup_fraction of the steps")
     clip_norm: float | None
-    peak_lr: float
+    peak_lr: float = Field(description="the schedule's highest LR over the trial's steps: the LR "
+                                       "the candidate was set to, wherever its run stopped (its "
+                                       "place on the LR grid)")
     clipped_lrs: list[float] = Field(
         description="requested default LRs above the maximum that were clipped to this one")
     curve: TrialCurve

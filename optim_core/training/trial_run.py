@@ -20,7 +20,7 @@ from torch import nn
 from optim_core.errors import Cancelled, SpecError
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.numerics.finite import finite_or_none
-from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.specs.jobs import TrialCandidate, TrialsConfig, schedule_peak_lr
 from optim_core.specs.range_test import ProgressEvent, TrialPhase
 from optim_core.specs.schedule import ScheduleSpec
 from optim_core.training.data import DataBundle, split_batch
@@ -52,6 +52,8 @@ class TrialResult:
     optimizer: dict[str, Any]
     schedule: dict[str, Any] | None  # None = the default warmup + cosine
     clip_norm: float | None
+    #: the schedule's highest LR over the trial's steps: what the candidate was set to, not the
+    #: highest it reached before it stopped (`optim_core.specs.jobs.schedule_peak_lr`)
     peak_lr: float
     lrs: list[float]
     train_losses: list[float]
@@ -320,7 +322,7 @@ def trial_result(candidate: TrialCandidate, built: BuiltCandidate, monitor: Dive
     return TrialResult(
         label=candidate_label(candidate), optimizer=spec.model_dump(mode="json"),
         schedule=sched.model_dump(mode="json"),
-        clip_norm=candidate.clip_norm, peak_lr=max(lrs) if lrs else float(spec.lr or 0.0),
+        clip_norm=candidate.clip_norm, peak_lr=schedule_peak_lr(sched, config.steps),
         lrs=lrs, train_losses=raw, smoothed_train_losses=smoothed, val_steps=val_steps,
         val_losses=val_losses, diverged=diverged_at is not None, diverged_at=diverged_at,
         steps_run=steps_run, seconds_per_step=seconds / max(steps_run, 1),

@@ -16,7 +16,8 @@ and the trial says which requested LRs were clipped (``clipped_lrs``).
 Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend_edges`` more LRs
 past that edge, one grid ratio at a time; with ``refine`` the LRs half a grid step either side of
 its best (after the extensions) are tried as well. Both rank with the planned grid, and
-``result.edges`` says what was added and what stays at an edge.
+``result.edges`` says what was added and what stays at an edge. A trial's LR on the grid is its
+schedule's peak (``TrialResult.peak_lr``), wherever it stopped.
 
 Fairness and reproducibility: every candidate starts from the same initial weights (torch is
 re-seeded with the experiment seed before each model is built) and sees the same batches in the

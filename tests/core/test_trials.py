@@ -23,6 +23,9 @@ from optim_core.training.trials import default_candidates, run_trials_on
 SPEC = ExperimentSpec(model={"kind": "mlp", "hidden": [16]},
                       data={"kind": "classification", "n_samples": 320, "n_features": 8},
                       batch_size=32)
+# MSE on regression targets: SGD without clipping diverges within a few steps at LR >= 1
+REGRESSION = ExperimentSpec(model=SPEC.model, batch_size=SPEC.batch_size,
+                            data={"kind": "regression", "n_samples": 320, "n_features": 8})
 
 
 def _setup(spec: ExperimentSpec = SPEC):
