@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from optim_core.specs.jobs import TrialsConfig, schedule_peak_lr
+from optim_core.specs.range_test import ProgressEvent
 from optim_core.specs.schedule import ConstantSchedule, LinearWarmupSchedule
 from optim_core.training.trials import run_trials_on
 from tests.core.test_trials import REGRESSION, _setup
@@ -34,3 +35,22 @@ def test_the_peak_is_read_off_the_schedule_over_the_trials_steps() -> None:
     warmup = LinearWarmupSchedule(peak_lr=0.1, warmup_steps=100)
     assert schedule_peak_lr(warmup, 10) == pytest.approx(0.01)
     assert schedule_peak_lr(warmup, 200) == 0.1
+
+
+def test_a_given_schedule_sets_the_candidates_lr_everywhere() -> None:
+    # optimizer.lr 0.001, but the schedule trains at 0.1: everything says 0.1
+    config = TrialsConfig(candidates=[
+        {"optimizer": {"name": "adamw", "lr": 0.001}, "schedule": {"name": "constant", "lr": 0.1}},
+        {"optimizer": {"name": "adamw", "lr": 0.01}}], steps=10, eval_every=5)
+    events: list[ProgressEvent] = []
+    result = run_trials_on(*_setup(), config, progress=events.append)
+    given, default = result.trials
+    assert given.lrs == [0.1] * 10
+    assert given.label == "adamw lr=0.1 constant"
+    assert given.peak_lr == given.optimizer["lr"] == 0.1
+    assert (default.label, default.peak_lr, default.optimizer["lr"]) == ("adamw lr=0.01", 0.01, 0.01)
+    assert {(e.candidate, e.candidate_lr) for e in events} == {("adamw lr=0.1 constant", 0.1),
+                                                               ("adamw lr=0.01", 0.01)}
+    assert result.verdict["lr"] == 0.1 and result.verdict["label"] == "adamw lr=0.1 constant"
+    assert "adamw lr=0.001" not in result.verdict["sentence"]
+    assert result.edges["adamw"]["grid_lrs"] == [0.01, 0.1]
