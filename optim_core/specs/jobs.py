@@ -36,7 +36,9 @@ class TrialCandidate(_Spec):
     """One setting to try. ``schedule`` None = ``TrialsConfig.schedule`` peaking at
     ``optimizer.lr`` (default: warmup + cosine to 0.1×peak, O6.4, with warmup
     ``TrialsConfig.warmup_fraction`` of the steps, O6.2b); the result records the schedule that ran
-    in full either way."""
+    in full either way. A given ``schedule`` sets the LR at every step: the candidate's LR (its
+    label, progress, ``peak_lr``, the verdict and the recorded ``optimizer.lr``) is then the
+    schedule's peak over the trial's steps, whatever ``optimizer.lr`` says."""
 
     optimizer: OptimizerSpec
     schedule: ScheduleSpec | None = None

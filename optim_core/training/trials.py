@@ -54,7 +54,7 @@ from optim_core.bounds import MAX_LR
 from optim_core.errors import SpecError, TrainingError
 from optim_core.numerics.finite import finite_or_none
 from optim_core.numerics.suggest import UNUSABLE_FLAGS
-from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.specs.jobs import TrialCandidate, TrialsConfig, schedule_peak_lr
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import RangeTestConfig, TrialPhase
 from optim_core.training.data import DataBundle, split_batch
@@ -314,10 +314,14 @@ class _Runner:
 
 def _with_schedule(c: TrialCandidate, config: TrialsConfig, cycle_div: float | None
                    ) -> tuple[TrialCandidate, str]:
-    """The candidate with its schedule spelled out (so the result records what ran), and
-    whether that schedule was "given" or the "default"."""
+    """The candidate as it will run: its schedule spelled out (so the result records what ran)
+    and its ``optimizer.lr`` that schedule's peak (a given schedule sets the LR, so its label,
+    progress and verdict must say that LR, not the optimizer's unused one); and whether that
+    schedule was "given" or the "default"."""
     if c.schedule is not None:
-        return c, "given"
+        peak = schedule_peak_lr(c.schedule, config.steps)
+        return c.model_copy(update={"optimizer": c.optimizer.model_copy(update={"lr": peak})}
+                            ), "given"
     sched = default_schedule(config, float(c.optimizer.lr), cycle_div)  # type: ignore[arg-type]
     return c.model_copy(update={"schedule": sched, "label": candidate_label(c)}), "default"
 
