@@ -17,7 +17,8 @@ Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend
 past that edge, one grid ratio at a time; with ``refine`` the LRs half a grid step either side of
 its best (after the extensions) are tried as well. Both rank with the planned grid, and
 ``result.edges`` says what was added and what stays at an edge. A trial's LR on the grid is its
-schedule's peak (``TrialResult.peak_lr``), wherever it stopped.
+schedule's peak (``TrialResult.peak_lr``), wherever it stopped; distinct LRs make the grid, so
+candidates tied at one LR share a grid point.
 
 Fairness and reproducibility: every candidate starts from the same initial weights (torch is
 re-seeded with the experiment seed before each model is built) and sees the same batches in the
@@ -332,21 +333,28 @@ def _grid_of(trials: list[TrialResult], name: str) -> list[int]:
                   key=lambda i: trials[i].peak_lr)
 
 
+def _lrs_of(trials: list[TrialResult], name: str) -> list[float]:
+    """The distinct LRs of optimizer ``name``'s trials, ascending: its grid."""
+    return sorted({trials[i].peak_lr for i in _grid_of(trials, name)})
+
+
 def _best_in(trials: list[TrialResult], idx: list[int]) -> int | None:
     ranked = [i for i in _rank(trials) if i in idx]
     return ranked[0] if ranked and not trials[ranked[0]].any_diverged else None
 
 
 def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | None, float]:
-    """(best index, "low"/"high"/None, the grid's step ratio at that edge) for one optimizer."""
-    idx = _grid_of(trials, name)
-    best = _best_in(trials, idx)
-    if best is None or len({trials[i].peak_lr for i in idx}) < 2:
+    """(best index, "low"/"high"/None, the grid's step ratio at that edge) for one optimizer.
+    The edge is read off LR values, so candidates tied at an LR give one answer whatever their
+    order."""
+    best = _best_in(trials, _grid_of(trials, name))
+    lrs = _lrs_of(trials, name)
+    if best is None or len(lrs) < 2:
         return best, None, 1.0
-    if best == idx[-1]:
-        return best, "high", trials[idx[-1]].peak_lr / trials[idx[-2]].peak_lr
-    if best == idx[0]:
-        return best, "low", trials[idx[1]].peak_lr / trials[idx[0]].peak_lr
+    if trials[best].peak_lr == lrs[0]:
+        return best, "low", lrs[1] / lrs[0]
+    if trials[best].peak_lr == lrs[-1]:
+        return best, "high", lrs[-1] / lrs[-2]
     return best, None, 1.0
 
 
@@ -374,11 +382,10 @@ def _refinements(trials: list[TrialResult], names: list[str]) -> list[tuple[str,
     refined; one with a single LR has no neighbour to refine towards."""
     planned: list[tuple[str, float]] = []
     for name in names:
-        idx = _grid_of(trials, name)
-        best = _best_in(trials, idx)
+        best = _best_in(trials, _grid_of(trials, name))
         if best is None:
             continue
-        lrs = sorted({trials[i].peak_lr for i in idx})
+        lrs = _lrs_of(trials, name)
         at = lrs.index(trials[best].peak_lr)
         planned += [(name, math.sqrt(lrs[at] * lrs[j])) for j in (at - 1, at + 1)
                     if 0 <= j < len(lrs)]
@@ -393,7 +400,7 @@ def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list
         if not idx:
             continue
         best, side, _ = _edge_of(trials, name)
-        lrs = sorted({trials[i].peak_lr for i in idx})
+        lrs = _lrs_of(trials, name)
         if best is None:
             note = f"every {name} trial diverged: no best LR"
         elif len(lrs) < 2:
@@ -567,8 +574,8 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
                 _, side, ratio = _edge_of(trials, name)
                 if side is None or ratio <= 1.0:
                     break
-                idx = _grid_of(trials, name)
-                edge_lr = trials[idx[-1] if side == "high" else idx[0]].peak_lr
+                lrs = _lrs_of(trials, name)
+                edge_lr = lrs[-1] if side == "high" else lrs[0]
                 lr = min(edge_lr * ratio, MAX_LR) if side == "high" else edge_lr / ratio
                 if lr == edge_lr:
                     break  # capped at MAX_LR: nothing further to try
