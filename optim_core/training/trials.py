@@ -16,7 +16,8 @@ and the trial says which requested LRs were clipped (``clipped_lrs``).
 Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend_edges`` more LRs
 past that edge, one grid ratio at a time; with ``refine`` the LRs half a grid step either side of
 its best (after the extensions) are tried as well. Both rank with the planned grid, and
-``result.edges`` says what was added and what stays at an edge. A trial's LR on the grid is its
+``result.edges`` says what was added, what stays at an edge and why the extension stopped. A
+trial's LR on the grid is its
 schedule's peak (``TrialResult.peak_lr``), wherever it stopped; distinct LRs make the grid, so
 candidates tied at one LR share a grid point.
 
@@ -358,6 +359,25 @@ def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | No
     return best, None, 1.0
 
 
+def _past_edge(trials: list[TrialResult], name: str, side: str, ratio: float) -> float | None:
+    """The next LR past ``name``'s ``side`` edge, one step ``ratio`` out; None when there is
+    none (the high edge is MAX_LR already)."""
+    lrs = _lrs_of(trials, name)
+    if side == "low":
+        return lrs[0] / ratio
+    return min(lrs[-1] * ratio, MAX_LR) if lrs[-1] < MAX_LR else None
+
+
+def _stop_reason(trials: list[TrialResult], name: str, side: str, ratio: float,
+                 config: TrialsConfig) -> str:
+    """Why ``name``'s grid ends at its ``side`` edge, said in its edge note."""
+    if _past_edge(trials, name, side, ratio) is None:
+        return f"the grid could not be extended: MAX_LR ({MAX_LR:g}) caps the LR"
+    if not config.extend_edges:
+        return "extend_edges is 0"
+    return f"the extension budget (extend_edges = {config.extend_edges}) is spent"
+
+
 def _add_defaults(runner: _Runner, config: TrialsConfig, planned: list[tuple[str, float]],
                   clipped: list[list[float]], cycle_div: Callable[[TrialCandidate], float | None],
                   phase: TrialPhase) -> list[TrialResult]:
@@ -392,30 +412,58 @@ def _refinements(trials: list[TrialResult], names: list[str]) -> list[tuple[str,
     return planned
 
 
+def _extend_edges(runner: _Runner, config: TrialsConfig, names: list[str],
+                  trials: list[TrialResult], clipped: list[list[float]],
+                  cycle_div: Callable[[TrialCandidate], float | None],
+                  ) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Past the edge: while an optimizer's best LR is its grid's highest (lowest), try one more
+    step of the grid's own ratio beyond it, at most ``extend_edges`` per optimizer; ``trials``
+    grows in place. Returns the LRs added and, per optimizer left at an edge, why the extension
+    stopped there."""
+    extended: dict[str, list[float]] = {}
+    stopped: dict[str, str] = {}
+    for name in names:
+        while True:
+            _, side, ratio = _edge_of(trials, name)
+            if side is None:
+                break
+            lr = _past_edge(trials, name, side, ratio)
+            if lr is None or len(extended.get(name, [])) == config.extend_edges:
+                stopped[name] = _stop_reason(trials, name, side, ratio, config)
+                break
+            trials += _add_defaults(runner, config, [(name, lr)], clipped, cycle_div,
+                                    "extension")
+            extended.setdefault(name, []).append(lr)
+    return extended, stopped
+
+
+def _edge_note(trials: list[TrialResult], name: str, why: str) -> str:
+    """In words: where ``name``'s best LR is on its grid, and, at an edge, that the optimum may
+    lie beyond it and why the grid stops there (``why``)."""
+    best, side, _ = _edge_of(trials, name)
+    lrs = _lrs_of(trials, name)
+    grid = f"[{lrs[0]:.3g}, {lrs[-1]:.3g}]"
+    because = f" ({why})" if why else ""
+    if best is None:
+        return f"every {name} trial diverged: no best LR"
+    if side is None:
+        return (f"one LR only for {name}: no grid to read an edge from" if len(lrs) < 2 else
+                f"{name}'s best LR {trials[best].peak_lr:.3g} is inside the grid {grid}")
+    return (f"{name}'s best LR {trials[best].peak_lr:.3g} is at the {side} edge of the grid "
+            f"{grid}: the optimum may lie {'above' if side == 'high' else 'below'} it{because}")
+
+
 def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list[float]],
-           can_extend: bool, refined: dict[str, list[float]]) -> dict[str, Any]:
+           stopped: dict[str, str], refined: dict[str, list[float]]) -> dict[str, Any]:
+    """Per optimizer: its grid, where its best LR sits on it, what was added, and a note.
+    ``stopped``: why each optimizer left at an edge was not extended further."""
     out: dict[str, Any] = {}
     for name in names:
-        idx = _grid_of(trials, name)
-        if not idx:
+        if not _grid_of(trials, name):
             continue
         best, side, _ = _edge_of(trials, name)
         lrs = _lrs_of(trials, name)
-        if best is None:
-            note = f"every {name} trial diverged: no best LR"
-        elif len(lrs) < 2:
-            note = f"one LR only for {name}: no grid to read an edge from"
-        elif side is None:
-            note = (f"{name}'s best LR {trials[best].peak_lr:.3g} is inside the grid "
-                    f"[{lrs[0]:.3g}, {lrs[-1]:.3g}]")
-        else:
-            limit = ("the extension budget (extend_edges) is spent" if can_extend and extended.get(name)
-                     else "the grid could not be extended (MAX_LR)" if can_extend and side == "high"
-                     and lrs[-1] >= MAX_LR else "extend_edges is 0" if can_extend
-                     else "explicit candidates are not extended")
-            note = (f"{name}'s best LR {trials[best].peak_lr:.3g} is at the {side} edge of the "
-                    f"grid [{lrs[0]:.3g}, {lrs[-1]:.3g}]: the optimum may lie "
-                    f"{'above' if side == 'high' else 'below'} it ({limit})")
+        note = _edge_note(trials, name, stopped.get(name, ""))
         out[name] = {"best_lr": trials[best].peak_lr if best is not None else None,
                      "grid_lrs": lrs, "at_edge": side, "extended_lrs": list(extended.get(name, [])),
                      "refined_lrs": list(refined.get(name, [])), "note": note}
@@ -564,24 +612,13 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
     for t, (_, how) in zip(trials, resolved, strict=True):
         t.schedule_source = how
 
-    # Past the edge: while an optimizer's best LR is the grid's highest (lowest), try one more
-    # step of the grid's own ratio beyond it, within extend_edges per optimizer.
-    extended: dict[str, list[float]] = {}
     can_extend = config.candidates is None
-    if can_extend and config.extend_edges:
-        for name in names:
-            for _ in range(config.extend_edges):
-                _, side, ratio = _edge_of(trials, name)
-                if side is None or ratio <= 1.0:
-                    break
-                lrs = _lrs_of(trials, name)
-                edge_lr = lrs[-1] if side == "high" else lrs[0]
-                lr = min(edge_lr * ratio, MAX_LR) if side == "high" else edge_lr / ratio
-                if lr == edge_lr:
-                    break  # capped at MAX_LR: nothing further to try
-                trials += _add_defaults(runner, config, [(name, lr)], clipped, cycle_div,
-                                        "extension")
-                extended.setdefault(name, []).append(lr)
+    edge_names = names if can_extend else list(
+        dict.fromkeys(c.optimizer.name for c in candidates))
+    if can_extend:
+        extended, stopped = _extend_edges(runner, config, names, trials, clipped, cycle_div)
+    else:
+        extended, stopped = {}, dict.fromkeys(edge_names, "explicit candidates are not extended")
 
     refined: dict[str, list[float]] = {}
     if can_extend and config.refine:
@@ -596,9 +633,7 @@ def run_trials_on(model_factory: ModelFactory, bundle: DataBundle, config: Trial
     else:
         batched, batched_reason = False, "not requested (TrialsConfig.batched is false)"
     ranking = _rank(trials)
-    edge_names = names if config.candidates is None else list(
-        dict.fromkeys(c.optimizer.name for c in candidates))
-    edges = _edges(trials, edge_names, extended, can_extend, refined)
+    edges = _edges(trials, edge_names, extended, stopped, refined)
     measured = source == "range_test"
     return TrialsResult(trials=trials, ranking=ranking,
                         ranked_by="final_val_loss" if val_batches else "smoothed_final_train_loss",

@@ -4,9 +4,37 @@ the grid stops there."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
+import pytest
+
 from optim_core.specs.jobs import TrialsConfig
 from optim_core.training.trials import TrialsResult, run_trials_on
 from tests.core.test_trials import _setup
+
+
+def _tiny_gradients() -> tuple[Any, Any]:
+    # Gradients scaled by 1e-3: the higher the LR, the better, all the way to MAX_LR.
+    factory, bundle = _setup()
+    loss_fn = bundle.loss_fn
+    return factory, dataclasses.replace(bundle, loss_fn=lambda out, y: 1e-3 * loss_fn(out, y))
+
+
+@pytest.mark.parametrize(("extend_edges", "reason", "extended"), [
+    (2, "MAX_LR (10) caps the LR", [10.0]),
+    (1, "MAX_LR (10) caps the LR", [10.0]),  # the budget is spent too, but the cap stopped it
+    (0, "extend_edges is 0", []),
+])
+def test_the_edge_note_gives_the_reason_the_extension_stopped(
+        extend_edges: int, reason: str, extended: list[float]) -> None:
+    config = TrialsConfig(center_lr=3.0, default_optimizers=["sgd"], steps=10, eval_every=10,
+                          clip_norm=None, extend_edges=extend_edges)
+    result = run_trials_on(*_tiny_gradients(), config)
+    edge = result.edges["sgd"]
+    assert edge["at_edge"] == "high" and edge["extended_lrs"] == extended
+    assert reason in edge["note"] and "budget" not in edge["note"]
+    assert reason in result.verdict["sentence"]
 
 
 def _tied(order: tuple[float, float]) -> TrialsResult:
