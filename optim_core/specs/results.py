@@ -224,8 +224,11 @@ class GridEdge(_Result):
     best_lr: float | None = Field(description="None when every trial of it diverged")
     grid_lrs: list[float] = Field(
         description="the peak LRs tried, ascending, extensions and refinements included")
-    at_edge: Literal["low", "high"] | None
-    extended_lrs: list[float] = Field(description="LRs added past a winning edge")
+    at_edge: Literal["low", "high"] | None = Field(
+        description="the best LR is the grid's lowest (low) or highest (high) LR; low also when "
+                    "every trial diverged (the optimum may lie below the grid); None: inside")
+    extended_lrs: list[float] = Field(description="LRs added past a winning edge, or below a "
+                                                  "grid whose every trial diverged")
     refined_lrs: list[float] = Field(
         default_factory=list,
         description="LRs added half a grid step beside the best (TrialsConfig.refine)")

@@ -14,12 +14,12 @@ Default LRs above ``MAX_LR`` are clipped to it; candidates that clipping made id
 and the trial says which requested LRs were clipped (``clipped_lrs``).
 
 Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend_edges`` more LRs
-past that edge, one grid ratio at a time; with ``refine`` the LRs half a grid step either side of
-its best (after the extensions) are tried as well. Both rank with the planned grid, and
-``result.edges`` says what was added, what stays at an edge and why the extension stopped. A
-trial's LR on the grid is its
-schedule's peak (``TrialResult.peak_lr``), wherever it stopped; distinct LRs make the grid, so
-candidates tied at one LR share a grid point.
+past that edge, one grid ratio at a time; one whose every trial diverged is at its low edge (the
+optimum may lie below) and is extended downwards the same way. With ``refine`` the LRs half a grid
+step either side of its best (after the extensions) are tried as well. Both rank with the planned
+grid, and ``result.edges`` says what was added, what stays at an edge and why the extension
+stopped. A trial's LR on the grid is its schedule's peak (``TrialResult.peak_lr``), wherever it
+stopped; distinct LRs make the grid, so candidates tied at one LR share a grid point.
 
 Fairness and reproducibility: every candidate starts from the same initial weights (torch is
 re-seeded with the experiment seed before each model is built) and sees the same batches in the
@@ -347,12 +347,13 @@ def _best_in(trials: list[TrialResult], idx: list[int]) -> int | None:
 def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | None, float]:
     """(best index, "low"/"high"/None, the grid's step ratio at that edge) for one optimizer.
     The edge is read off LR values, so candidates tied at an LR give one answer whatever their
-    order."""
+    order. Every trial diverged (no best) is the low edge: the optimum may lie below the grid
+    (with one LR there is no step ratio: 1.0)."""
     best = _best_in(trials, _grid_of(trials, name))
     lrs = _lrs_of(trials, name)
-    if best is None or len(lrs) < 2:
-        return best, None, 1.0
-    if trials[best].peak_lr == lrs[0]:
+    if len(lrs) < 2:
+        return best, "low" if best is None else None, 1.0
+    if best is None or trials[best].peak_lr == lrs[0]:
         return best, "low", lrs[1] / lrs[0]
     if trials[best].peak_lr == lrs[-1]:
         return best, "high", lrs[-1] / lrs[-2]
@@ -361,8 +362,10 @@ def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | No
 
 def _past_edge(trials: list[TrialResult], name: str, side: str, ratio: float) -> float | None:
     """The next LR past ``name``'s ``side`` edge, one step ``ratio`` out; None when there is
-    none (the high edge is MAX_LR already)."""
+    none (no step ratio, or the high edge is MAX_LR already)."""
     lrs = _lrs_of(trials, name)
+    if ratio <= 1.0:
+        return None
     if side == "low":
         return lrs[0] / ratio
     return min(lrs[-1] * ratio, MAX_LR) if lrs[-1] < MAX_LR else None
@@ -371,6 +374,8 @@ def _past_edge(trials: list[TrialResult], name: str, side: str, ratio: float) ->
 def _stop_reason(trials: list[TrialResult], name: str, side: str, ratio: float,
                  config: TrialsConfig) -> str:
     """Why ``name``'s grid ends at its ``side`` edge, said in its edge note."""
+    if ratio <= 1.0:
+        return "one LR only: no grid step to extend by"
     if _past_edge(trials, name, side, ratio) is None:
         return f"the grid could not be extended: MAX_LR ({MAX_LR:g}) caps the LR"
     if not config.extend_edges:
@@ -416,10 +421,10 @@ def _extend_edges(runner: _Runner, config: TrialsConfig, names: list[str],
                   trials: list[TrialResult], clipped: list[list[float]],
                   cycle_div: Callable[[TrialCandidate], float | None],
                   ) -> tuple[dict[str, list[float]], dict[str, str]]:
-    """Past the edge: while an optimizer's best LR is its grid's highest (lowest), try one more
-    step of the grid's own ratio beyond it, at most ``extend_edges`` per optimizer; ``trials``
-    grows in place. Returns the LRs added and, per optimizer left at an edge, why the extension
-    stopped there."""
+    """Past the edge: while an optimizer's best LR is its grid's highest (lowest, or all its
+    trials diverged), try one more step of the grid's own ratio beyond it, at most
+    ``extend_edges`` per optimizer; ``trials`` grows in place. Returns the LRs added and, per
+    optimizer left at an edge, why the extension stopped there."""
     extended: dict[str, list[float]] = {}
     stopped: dict[str, str] = {}
     for name in names:
@@ -445,7 +450,8 @@ def _edge_note(trials: list[TrialResult], name: str, why: str) -> str:
     grid = f"[{lrs[0]:.3g}, {lrs[-1]:.3g}]"
     because = f" ({why})" if why else ""
     if best is None:
-        return f"every {name} trial diverged: no best LR"
+        return (f"every {name} trial diverged, down to the lowest LR tried: the optimum may lie "
+                f"below {lrs[0]:.3g}{because}")
     if side is None:
         return (f"one LR only for {name}: no grid to read an edge from" if len(lrs) < 2 else
                 f"{name}'s best LR {trials[best].peak_lr:.3g} is inside the grid {grid}")
@@ -479,8 +485,11 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
     diverged or scored at least twice the winner's (scores are losses, so positive)."""
     best = trials[ranking[0]]
     if best.any_diverged:
+        below = " ".join(e["note"][0].upper() + e["note"][1:] + "."
+                         for e in edges.values() if e["best_lr"] is None)
         return {"label": None, "optimizer": None, "lr": None, "confidence": "none",
-                "sentence": "Every candidate diverged: nothing won; lower the LRs."}
+                "sentence": " ".join(["Every candidate diverged: nothing won; lower the LRs.",
+                                      below]).strip()}
     name = best.optimizer["name"]
     score = best.mean_score()
 

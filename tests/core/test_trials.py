@@ -39,6 +39,28 @@ def _setup(spec: ExperimentSpec = SPEC):
     return factory, bundle
 
 
+class NaNOut(torch.nn.Module):
+    """A model whose every output is NaN: its trials diverge on their first step, at any LR."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * float("nan")
+
+
+def nan_setup(nan_seeds: tuple[int, ...] = (0,), spec: ExperimentSpec = SPEC):
+    """``_setup`` whose models output NaN for the seeds in ``nan_seeds`` (the others train)."""
+    factory, bundle = _setup(spec)
+
+    def nan_factory(seed_offset: int = 0) -> torch.nn.Module:
+        model = factory(seed_offset)
+        return NaNOut(model) if seed_offset in nan_seeds else model
+
+    return nan_factory, bundle
+
+
 def test_same_seed_same_curves_exactly() -> None:
     config = TrialsConfig(steps=15, eval_every=5, range_test_steps=20)  # measures center_lr too
     first = run_trials_on(*_setup(), config).to_dict()
