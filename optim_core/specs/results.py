@@ -207,8 +207,10 @@ class TrialResult(_Result):
     final_val_loss: float | None
     best_train_loss: float | None = Field(description="lowest smoothed train loss")
     best_val_loss: float | None
-    diverged: bool
-    diverged_at: int | None
+    diverged: bool = Field(description="whether any seed diverged (seed_runs says which); such a "
+                                       "candidate is ranked last")
+    diverged_at: int | None = Field(description="the step at which seed 0 diverged (its curves "
+                                                "above end there); None if seed 0 did not")
     steps_run: int
     seconds_per_step: float
     param_groups: ParamGroups
@@ -288,7 +290,8 @@ class TrialsResult(_Result):
     ranking: list[str] = Field(description="candidate labels, best first")
     ranking_indices: list[int] = Field(description="indices into candidates, best first")
     ranked_by: Literal["final_val_loss", "smoothed_final_train_loss"]
-    best: str = Field(description="label of the best candidate")
+    best: str | None = Field(description="label of the winner (verdict.label); None when "
+                                         "every candidate diverged: nothing won")
     steps: int = Field(description="steps per candidate (a diverged one stops early)")
     center_lr: dict[str, float] | None = Field(description="per optimizer, for default "
                                                            "candidates")

@@ -60,6 +60,8 @@ class TrialResult:
     smoothed_train_losses: list[float]
     val_steps: list[int]
     val_losses: list[float]
+    #: this run diverged; once `run_trials_on` merged the seeds: any seed did (``seed_runs`` says
+    #: which). ``diverged_at`` and the curves stay seed 0's.
     diverged: bool
     diverged_at: int | None
     steps_run: int
@@ -98,6 +100,7 @@ class TrialResult:
 
     @property
     def any_diverged(self) -> bool:
+        """Whether this run or any of its seeds diverged (what the ranking puts last)."""
         return self.diverged or any(r["diverged"] for r in self.seed_runs)
 
     def mean_score(self) -> float:

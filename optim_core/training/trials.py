@@ -107,7 +107,15 @@ class TrialsResult:
 
     @property
     def best(self) -> TrialResult:
+        """The top of the ranking; a diverged trial when every one diverged (see ``winner``)."""
         return self.trials[self.ranking[0]]
+
+    @property
+    def winner(self) -> TrialResult | None:
+        """The best trial, or None when nothing won (every trial diverged)."""
+        i = _winner(self.trials, self.ranking)
+        return None if i is None else self.trials[i]
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +123,7 @@ class TrialsResult:
             "ranking": [self.trials[i].label for i in self.ranking],
             "ranking_indices": list(self.ranking),
             "ranked_by": self.ranked_by,
-            "best": self.best.label,
+            "best": self.winner.label if self.winner is not None else None,
             "steps": self.steps,
             "center_lr": self.center_lr,
             "center_lr_source": self.center_lr_source,
@@ -197,13 +205,26 @@ def measure_center_lr(model_factory: ModelFactory, bundle: DataBundle, optimizer
 # -- one trial ------------------------------------------------------------------------------------
 
 
+def _failed(t: TrialResult) -> bool:
+    """Diverged on some seed, or without a finite score: ranked last, and it cannot win."""
+    return t.any_diverged or not math.isfinite(t.mean_score())
+
+
 def _rank(trials: list[TrialResult]) -> list[int]:
     def key(i: int) -> tuple[int, float]:
         t = trials[i]
-        if t.any_diverged or not math.isfinite(t.mean_score()):
+        if _failed(t):
             return (1, -float(t.steps_run))  # diverged last; the longer-lived first
         return (0, t.mean_score())
     return sorted(range(len(trials)), key=key)  # stable: ties keep candidate order
+
+
+def _winner(trials: list[TrialResult], ranking: list[int]) -> int | None:
+    """The top of ``ranking``, or None when it failed: failed trials rank last, so then every
+    one did and nothing won."""
+    return ranking[0] if ranking and not _failed(trials[ranking[0]]) else None
+
+
 
 
 def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFactory,
@@ -311,6 +332,7 @@ class _Runner:
         for i, t in enumerate(merged):
             t.phase = phase
             t.seed_runs = [_seed_run(k, runs[i]) for k, runs in enumerate(per_seed)]
+            t.diverged = t.any_diverged  # the merged trial speaks for every seed
         return merged
 
 
@@ -341,7 +363,7 @@ def _lrs_of(trials: list[TrialResult], name: str) -> list[float]:
 
 def _best_in(trials: list[TrialResult], idx: list[int]) -> int | None:
     ranked = [i for i in _rank(trials) if i in idx]
-    return ranked[0] if ranked and not trials[ranked[0]].any_diverged else None
+    return _winner(trials, ranked)
 
 
 def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | None, float]:
@@ -483,13 +505,14 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
     of the two (>= 2: high, >= 1: medium, else low); with one seed the noise is not measured.
     ``next_up`` is the winner's optimizer one LR up; ``near_stability_edge`` says that step
     diverged or scored at least twice the winner's (scores are losses, so positive)."""
-    best = trials[ranking[0]]
-    if best.any_diverged:
+    won = _winner(trials, ranking)
+    if won is None:
         below = " ".join(e["note"][0].upper() + e["note"][1:] + "."
                          for e in edges.values() if e["best_lr"] is None)
         return {"label": None, "optimizer": None, "lr": None, "confidence": "none",
                 "sentence": " ".join(["Every candidate diverged: nothing won; lower the LRs.",
                                       below]).strip()}
+    best = trials[won]
     name = best.optimizer["name"]
     score = best.mean_score()
 
@@ -497,7 +520,7 @@ def _verdict(trials: list[TrialResult], ranking: list[int], seeds: int,
         if j is None:
             return None
         other = trials[j]
-        if other.any_diverged:
+        if _failed(other):
             return {"label": other.label, "relative": None, "absolute": None, "sigmas": None,
                     "diverged": True}
         absolute = other.mean_score() - score
