@@ -364,6 +364,8 @@ def run_candidate(candidate: TrialCandidate, model_factory: ModelFactory, bundle
         progress.done += 1
         if monitor.update(value):  # NaN/Inf, or the shared shift-invariant rule
             diverged_at = t
+            # its skipped steps count as done, before its last event: that one must read done
+            progress.done += steps - (t + 1)
         last = diverged_at is not None or t == steps - 1
         if val_on_device and ((t + 1) % config.eval_every == 0 or last):
             val_steps.append(t + 1)
@@ -374,6 +376,5 @@ def run_candidate(candidate: TrialCandidate, model_factory: ModelFactory, bundle
         if diverged_at is not None:
             break
 
-    progress.done += steps - len(monitor.raw)  # skipped steps of a diverged trial count as done
     return trial_result(candidate, built, monitor, lrs, val_steps, val_losses, diverged_at, seconds,
                    clipped_lrs, config)
