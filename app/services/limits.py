@@ -67,9 +67,10 @@ def trials_samples(spec: TrialsJobSpec) -> int:
     """Samples of a whole trials job: the range tests that measure the centre LR (one per default
     optimizer, with RangeTestConfig's defaults, as optim_core.training.trials runs them), and
     each planned run's steps and evaluations (every candidate, edge extension and refinement,
-    times the seeds: TrialsConfig.planned_runs)."""
+    times the seeds: TrialsConfig.planned_runs; the evaluations as the trial loop makes them:
+    TrialsConfig.evaluations_per_run)."""
     c, batch = spec.config, spec.experiment.batch_size
-    per_trial = c.steps * batch + (c.steps // c.eval_every) * c.val_batches * batch
+    per_trial = c.steps * batch + c.evaluations_per_run() * c.val_batches * batch
     measure = (len(c.default_optimizers)
                * range_test_samples(RangeTestConfig(num_steps=c.range_test_steps), batch)
                if c.measures_center else 0)

@@ -111,6 +111,17 @@ class TrialsConfig(_Spec):
                     "the optimum is, for at most two candidates per optimizer (each costs steps "
                     "x seeds). Explicit candidates are not refined")
 
+    def evaluates_after(self, t: int) -> bool:
+        """Whether a run still training evaluates (and reports progress) after step ``t``
+        (0-based): every ``eval_every`` steps, and after the last step. A run that diverges
+        also reports at the step it stopped (with a NaN, not an evaluation)."""
+        return (t + 1) % self.eval_every == 0 or t == self.steps - 1
+
+    def evaluations_per_run(self) -> int:
+        """The validation passes of one run that does not diverge (one that does evaluates no
+        more): ``evaluates_after`` counted, so the work budget counts what the loop does."""
+        return sum(self.evaluates_after(t) for t in range(self.steps))
+
     @property
     def measures_center(self) -> bool:
         """Whether a range test per default optimizer measures the centre LR first (no

@@ -366,12 +366,12 @@ def run_candidate(candidate: TrialCandidate, model_factory: ModelFactory, bundle
             diverged_at = t
             # its skipped steps count as done, before its last event: that one must read done
             progress.done += steps - (t + 1)
-        last = diverged_at is not None or t == steps - 1
-        if val_on_device and ((t + 1) % config.eval_every == 0 or last):
+        reports = config.evaluates_after(t) or diverged_at is not None
+        if val_on_device and reports:
             val_steps.append(t + 1)
             val_losses.append(evaluate(model, val_on_device, bundle)
                               if diverged_at is None else math.nan)
-        if (t + 1) % config.eval_every == 0 or last:
+        if reports:
             progress.emit(lr, monitor.smoothed[-1])
         if diverged_at is not None:
             break

@@ -234,8 +234,9 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                 c.diverged_at = t
             if c.diverged_at is None and t < steps - 1:
                 still.append(c)
-        evaluating = [c for c in active
-                      if val_on_device and ((t + 1) % config.eval_every == 0 or c not in still)]
+        reporting = [c for c in active
+                     if config.evaluates_after(t) or c.diverged_at is not None]
+        evaluating = reporting if val_on_device else []
         healthy = [c for c in evaluating if c.diverged_at is None]
         val = (dict(zip((id(c) for c in healthy),
                         _evaluate_batched(base, healthy, names, loss_of, val_on_device),
@@ -247,7 +248,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
             if c not in still:
                 # skipped steps of a diverged trial count as done, as in the sequential path
                 progress.done += steps - len(c.monitor.raw)
-        if (t + 1) % config.eval_every == 0 or len(still) < len(active):
+        if reporting:
             lead = active[0]
             progress.emit(lead.lrs[-1], lead.monitor.smoothed[-1])
         active = still
