@@ -16,6 +16,10 @@ sequential path), its own `ScheduleLR`, weight decay and global-norm clipping. E
 4. each candidate with a finite loss clips its own gradients and steps its own optimizer and
    scheduler.
 
+Progress is reported per candidate, at the steps the sequential path reports it (its phase, its
+label, its LR and its own current LR and loss): a batched group's events are the sequential
+events of its candidates, interleaved step by step.
+
 A candidate whose loss is NaN/Inf is left out of the summed loss (indexing it out, not multiplying
 by 0: NaN·0 is NaN) and out of every later stack, so it cannot reach the others' gradients; it is
 reported exactly as in the sequential path (`DivergenceMonitor`, validation NaN at its last step).
@@ -198,8 +202,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
     steps = config.steps
     val_on_device = [(x.to(device), y.to(device)) for x, y in val_batches]
     group_label = ", ".join(candidate_label(c.candidate) for c in cands)
-    where = dict(progress.where)
-    progress.at(where.get("phase") or "trial", group_label, None, where.get("seed"))
+    phase, seed = progress.where.get("phase") or "trial", progress.where.get("seed")
     # the probe consumed a batch: a new stream starts again, as sequentially
     stream = TrainStream(bundle.train, device, should_stop, f"batched trials [{group_label}]",
                          epoch)
@@ -248,9 +251,9 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
             if c not in still:
                 # skipped steps of a diverged trial count as done, as in the sequential path
                 progress.done += steps - len(c.monitor.raw)
-        if reporting:
-            lead = active[0]
-            progress.emit(lead.lrs[-1], lead.monitor.smoothed[-1])
+        for c in reporting:
+            progress.at(phase, candidate_label(c.candidate), c.candidate.optimizer.lr, seed)
+            progress.emit(c.lrs[-1], c.monitor.smoothed[-1])
         active = still
 
     return ({c.index: trial_result(c.candidate, c.built, c.monitor, c.lrs, c.val_steps, c.val_losses,
