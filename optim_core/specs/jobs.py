@@ -6,22 +6,32 @@ de-duplication key and stores with the job; the worker rebuilds them from that J
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from optim_core.bounds import MAX_LR
+from optim_core.errors import SpecError
 from optim_core.specs.base import StrictSpec as _Spec
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.optimizer import OptimizerName, OptimizerSpec
 from optim_core.specs.range_test import RangeTestConfig
-from optim_core.specs.schedule import ScheduleSpec
+from optim_core.specs.schedule import (
+    OneCycleSchedule,
+    ScheduleSpec,
+    WarmupCosineSchedule,
+    WarmupStableDecaySchedule,
+)
 
-__all__ = ["REFINE_CANDIDATES", "RangeTestJobSpec", "TrialCandidate", "TrialsConfig",
-           "TrialsJobSpec", "schedule_peak_lr"]
+__all__ = ["REFINE_CANDIDATES", "WSD_DECAY_FRACTION", "RangeTestJobSpec", "TrialCandidate",
+           "TrialsConfig", "TrialsJobSpec", "schedule_peak_lr"]
 
 #: the refinement's candidates per default optimizer: half a grid step below and above its best
 REFINE_CANDIDATES = 2
+
+#: the default wsd schedule decays over the last tenth of the steps (MiniCPM: ~10 %).
+WSD_DECAY_FRACTION = 0.1
 
 
 def schedule_peak_lr(schedule: ScheduleSpec, steps: int) -> float:
@@ -30,6 +40,18 @@ def schedule_peak_lr(schedule: ScheduleSpec, steps: int) -> float:
     (a warmup longer than the trial gives the LR the trial reaches, not the unreached one)."""
     lr_at = schedule.build()
     return max(lr_at(t) for t in range(steps))
+
+
+def _error_at(err: SpecError, title: str, prefix: str) -> ValidationError:
+    """``err`` as pydantic's error at its field, so the API's 422 names that field and what is
+    allowed. ``prefix`` is the validated model's own place in the job spec (``err.field`` is a
+    path in the job spec, as at run time)."""
+    field = (err.field or "").removeprefix(prefix)
+    loc = tuple(field.split(".")) if field else ()
+    return ValidationError.from_exception_data(title, [InitErrorDetails(
+        type=PydanticCustomError("trials_config", "{message}",
+                                 {"message": str(err), "allowed": err.allowed or ""}),
+        loc=loc, input=err.value)])
 
 
 class TrialCandidate(_Spec):
@@ -110,6 +132,46 @@ class TrialsConfig(_Spec):
                     "neighbours) and rank them with the rest: the grid's resolution halved where "
                     "the optimum is, for at most two candidates per optimizer (each costs steps "
                     "x seeds). Explicit candidates are not refined")
+
+    @model_validator(mode="after")
+    def _default_schedule_fits(self) -> Self:
+        # The run-time rule itself (default_schedule), checked before any range test runs.
+        if self.uses_default_schedule:
+            try:
+                self.default_schedule(MAX_LR)  # the rule is about the steps; any valid LR will do
+            except SpecError as err:
+                raise _error_at(err, type(self).__name__, "config.") from None
+        return self
+
+    @property
+    def uses_default_schedule(self) -> bool:
+        """Whether some candidate trains on ``schedule`` (the defaults, or an explicit candidate
+        without a schedule of its own)."""
+        return self.candidates is None or any(c.schedule is None for c in self.candidates)
+
+    def default_schedule(self, peak_lr: float, cycle_div: float | None = None) -> ScheduleSpec:
+        """The schedule of a candidate that gives none (``schedule``), peaking at ``peak_lr``.
+        ``cycle_div``: 1cycle's ``div_factor`` read off a range test (``cycle_max_lr /
+        cycle_min_lr``); None = torch's 25. Raises `SpecError` (naming ``config.steps``) when
+        the steps are too few for that schedule."""
+        steps = self.steps
+        warmup = max(1, round(self.warmup_fraction * steps)) if self.warmup_fraction else 0
+        if self.schedule == "one_cycle":
+            if steps < 3:
+                raise SpecError("one_cycle needs steps >= 3", field="config.steps", value=steps,
+                                allowed=">= 3 with schedule one_cycle")
+            return OneCycleSchedule(max_lr=peak_lr, total_steps=steps,
+                                    div_factor=max(1.0, cycle_div) if cycle_div else 25.0)
+        if self.schedule == "wsd":
+            decay = min(max(1, round(WSD_DECAY_FRACTION * steps)), steps - 1 - warmup)
+            if decay < 1:
+                raise SpecError("wsd needs room for a decay after the warmup (steps too few)",
+                                field="config.steps", value=steps,
+                                allowed=f"> warmup_steps + 1 ({warmup + 1}) with schedule wsd")
+            return WarmupStableDecaySchedule(max_lr=peak_lr, warmup_steps=warmup,
+                                             total_steps=steps, decay_steps=decay,
+                                             min_lr_ratio=0.1)
+        return WarmupCosineSchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=steps)
 
     def evaluates_after(self, t: int) -> bool:
         """Whether a run still training evaluates (and reports progress) after step ``t``

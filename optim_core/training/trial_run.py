@@ -22,13 +22,12 @@ from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.numerics.finite import finite_or_none
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig, schedule_peak_lr
 from optim_core.specs.range_test import ProgressEvent, TrialPhase
-from optim_core.specs.schedule import ScheduleSpec
 from optim_core.training.data import DataBundle, split_batch
 from optim_core.training.modes import eval_mode
 
 __all__ = ["BuiltCandidate", "ModelFactory", "PhasedProgress", "ProgressFn", "StopFn",
-           "TrainStream", "TrialResult", "build_candidate", "candidate_label", "default_schedule",
-           "evaluate", "next_batch", "rewind", "run_candidate", "trial_result"]
+           "TrainStream", "TrialResult", "build_candidate", "candidate_label", "evaluate",
+           "next_batch", "rewind", "run_candidate", "trial_result"]
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -38,10 +37,6 @@ StopFn = Callable[[], bool]
 
 
 ModelFactory = Callable[[], nn.Module]
-
-
-#: the default wsd schedule decays over the last tenth of the steps (MiniCPM: ~10 %).
-WSD_DECAY_FRACTION = 0.1
 
 
 @dataclass
@@ -278,40 +273,10 @@ def build_candidate(candidate: TrialCandidate, model_factory: ModelFactory, conf
     groups, report = build_param_groups(model, spec.weight_decay or 0.0, spec.decay_embeddings)
     # Built on the moved parameters, for their device: fused kernels on CUDA.
     optimizer = build_optimizer(groups, spec, device_type=device.type)
-    sched = candidate.schedule or default_schedule(config, float(spec.lr))  # type: ignore[arg-type]
+    sched = candidate.schedule or config.default_schedule(float(spec.lr))  # type: ignore[arg-type]
     scheduler = ScheduleLR(optimizer, sched.build())
     params = [p for g in optimizer.param_groups for p in g["params"]]
     return BuiltCandidate(model, optimizer, scheduler, params, report)
-
-
-def default_schedule(config: TrialsConfig, peak_lr: float, cycle_div: float | None = None
-                     ) -> ScheduleSpec:
-    """The schedule of a candidate that gives none (``TrialsConfig.schedule``), peaking at
-    ``peak_lr``. ``cycle_div``: 1cycle's ``div_factor`` read off a range test
-    (``cycle_max_lr / cycle_min_lr``); None = torch's 25."""
-    from optim_core.specs.schedule import (
-        OneCycleSchedule,
-        WarmupCosineSchedule,
-        WarmupStableDecaySchedule,
-    )
-
-    steps = config.steps
-    warmup = max(1, round(config.warmup_fraction * steps)) if config.warmup_fraction else 0
-    if config.schedule == "one_cycle":
-        if steps < 3:
-            raise SpecError("one_cycle needs steps >= 3", field="config.steps", value=steps,
-                            allowed=">= 3 with schedule one_cycle")
-        return OneCycleSchedule(max_lr=peak_lr, total_steps=steps,
-                                div_factor=max(1.0, cycle_div) if cycle_div else 25.0)
-    if config.schedule == "wsd":
-        decay = min(max(1, round(WSD_DECAY_FRACTION * steps)), steps - 1 - warmup)
-        if decay < 1:
-            raise SpecError("wsd needs room for a decay after the warmup (steps too few)",
-                            field="config.steps", value=steps,
-                            allowed=f"> warmup_steps + 1 ({warmup + 1}) with schedule wsd")
-        return WarmupStableDecaySchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=steps,
-                                         decay_steps=decay, min_lr_ratio=0.1)
-    return WarmupCosineSchedule(max_lr=peak_lr, warmup_steps=warmup, total_steps=steps)
 
 
 def trial_result(candidate: TrialCandidate, built: BuiltCandidate, monitor: DivergenceMonitor,
@@ -321,7 +286,7 @@ def trial_result(candidate: TrialCandidate, built: BuiltCandidate, monitor: Dive
     spec = candidate.optimizer
     raw, smoothed = monitor.raw, monitor.smoothed
     steps_run = len(raw)
-    sched = candidate.schedule or default_schedule(config, float(spec.lr))  # type: ignore[arg-type]
+    sched = candidate.schedule or config.default_schedule(float(spec.lr))  # type: ignore[arg-type]
     return TrialResult(
         label=candidate_label(candidate), optimizer=spec.model_dump(mode="json"),
         schedule=sched.model_dump(mode="json"),

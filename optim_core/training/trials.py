@@ -67,7 +67,6 @@ from optim_core.training.trial_run import (
     StopFn,
     TrialResult,
     candidate_label,
-    default_schedule,
     rewind,
     run_candidate,
 )
@@ -346,7 +345,7 @@ def _with_schedule(c: TrialCandidate, config: TrialsConfig, cycle_div: float | N
         peak = schedule_peak_lr(c.schedule, config.steps)
         return c.model_copy(update={"optimizer": c.optimizer.model_copy(update={"lr": peak})}
                             ), "given"
-    sched = default_schedule(config, float(c.optimizer.lr), cycle_div)  # type: ignore[arg-type]
+    sched = config.default_schedule(float(c.optimizer.lr), cycle_div)  # type: ignore[arg-type]
     return c.model_copy(update={"schedule": sched, "label": candidate_label(c)}), "default"
 
 

@@ -6,13 +6,46 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from app.core.problems import validation_errors
 from app.services.limits import trials_samples
 from optim_core.specs.jobs import TrialsConfig, TrialsJobSpec
 from optim_core.training.trials import run_trials_on
 from tests.core.test_trials import SPEC, _setup
 
 EXPERIMENT: dict[str, Any] = SPEC.model_dump(mode="json")
+
+
+def _job_errors(**config: Any) -> list[dict[str, Any]]:
+    with pytest.raises(ValidationError) as err:
+        TrialsJobSpec(experiment=EXPERIMENT, config=config)
+    return validation_errors(err.value.errors())  # what the API's 422 lists
+
+
+@pytest.mark.parametrize(("config", "message", "allowed"), [
+    ({"schedule": "one_cycle", "steps": 2}, "one_cycle needs steps >= 3",
+     ">= 3 with schedule one_cycle"),
+    ({"schedule": "wsd", "steps": 3, "warmup_fraction": 0.5}, "wsd needs room for a decay",
+     "> warmup_steps + 1 (3) with schedule wsd"),
+])
+def test_a_default_schedule_with_too_few_steps_is_refused_at_validation(
+        config: dict[str, Any], message: str, allowed: str) -> None:
+    [error] = _job_errors(**config)
+    assert error["field"] == "config.steps" and error["value"] == config["steps"]
+    assert message in error["message"] and error["allowed"] == allowed
+    # the same rule the run applies: a config that passes builds its default schedule
+    ok = TrialsConfig(**{**config, "steps": 10})
+    assert ok.default_schedule(0.01).name == config["schedule"]
+
+
+def test_candidates_with_their_own_schedules_do_not_need_the_default_one() -> None:
+    own = {"optimizer": {"name": "adamw", "lr": 0.01},
+           "schedule": {"name": "constant", "lr": 0.01}}
+    TrialsConfig(candidates=[own], schedule="one_cycle", steps=2)
+    with pytest.raises(ValidationError, match="one_cycle needs steps >= 3"):
+        TrialsConfig(candidates=[own, {"optimizer": {"name": "adamw"}}], schedule="one_cycle",
+                     steps=2)
 
 
 @pytest.mark.parametrize(("steps", "eval_every", "evaluations"), [(30, 20, 2), (10, 5000, 1),
