@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from optim_core.bounds import MAX_LR
@@ -132,6 +132,18 @@ class TrialsConfig(_Spec):
                     "neighbours) and rank them with the rest: the grid's resolution halved where "
                     "the optimum is, for at most two candidates per optimizer (each costs steps "
                     "x seeds). Explicit candidates are not refined")
+
+    @field_validator("default_optimizers")
+    @classmethod
+    def _each_optimizer_once(cls, v: list[str]) -> list[str]:
+        # A repeated name would run the same trials twice: fake ties, double extensions.
+        repeated = sorted({n for n in v if v.count(n) > 1})
+        if repeated:
+            raise PydanticCustomError(
+                "duplicate_optimizer",
+                "default_optimizers lists {names} more than once; name each optimizer once",
+                {"names": ", ".join(repeated), "allowed": "distinct optimizer names"})
+        return v
 
     @model_validator(mode="after")
     def _default_schedule_fits(self) -> Self:

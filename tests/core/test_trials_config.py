@@ -48,6 +48,15 @@ def test_candidates_with_their_own_schedules_do_not_need_the_default_one() -> No
                      steps=2)
 
 
+def test_a_repeated_default_optimizer_is_refused() -> None:
+    [error] = _job_errors(default_optimizers=["adamw", "sgd", "adamw"])
+    assert error["field"] == "config.default_optimizers"
+    assert "adamw more than once" in error["message"]
+    assert error["allowed"] == "distinct optimizer names"
+    assert TrialsConfig(default_optimizers=["adam", "adam_l2"]).default_optimizers == [
+        "adam", "adam_l2"]  # one torch class, two settings: distinct
+
+
 @pytest.mark.parametrize(("steps", "eval_every", "evaluations"), [(30, 20, 2), (10, 5000, 1),
                                                                   (20, 10, 2)])
 def test_the_work_budget_counts_the_evaluations_a_run_makes(steps: int, eval_every: int,
