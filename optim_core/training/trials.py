@@ -115,7 +115,6 @@ class TrialsResult:
         i = _winner(self.trials, self.ranking)
         return None if i is None else self.trials[i]
 
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "trials": [t.to_dict() for t in self.trials],
@@ -222,8 +221,6 @@ def _winner(trials: list[TrialResult], ranking: list[int]) -> int | None:
     """The top of ``ranking``, or None when it failed: failed trials rank last, so then every
     one did and nothing won."""
     return ranking[0] if ranking and not _failed(trials[ranking[0]]) else None
-
-
 
 
 def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFactory,
