@@ -13,6 +13,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from optim_core.bounds import MAX_LR
 from optim_core.errors import SpecError
+from optim_core.numerics.schedules import wsd_max_decay_steps
 from optim_core.specs.base import StrictSpec as _Spec
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.optimizer import OptimizerName, OptimizerSpec
@@ -175,11 +176,10 @@ class TrialsConfig(_Spec):
             return OneCycleSchedule(max_lr=peak_lr, total_steps=steps,
                                     div_factor=max(1.0, cycle_div) if cycle_div else 25.0)
         if self.schedule == "wsd":
-            decay = min(max(1, round(WSD_DECAY_FRACTION * steps)), steps - 1 - warmup)
-            if decay < 1:
-                raise SpecError("wsd needs room for a decay after the warmup (steps too few)",
-                                field="config.steps", value=steps,
-                                allowed=f"> warmup_steps + 1 ({warmup + 1}) with schedule wsd")
+            # warmup_fraction <= 0.5 leaves a step after the peak for any steps >= 2, so the
+            # decay always has room (wsd_max_decay_steps >= 1).
+            decay = min(max(1, round(WSD_DECAY_FRACTION * steps)),
+                        wsd_max_decay_steps(warmup, steps))
             return WarmupStableDecaySchedule(max_lr=peak_lr, warmup_steps=warmup,
                                              total_steps=steps, decay_steps=decay,
                                              min_lr_ratio=0.1)

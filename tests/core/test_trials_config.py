@@ -26,8 +26,6 @@ def _job_errors(**config: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("config", "message", "allowed"), [
     ({"schedule": "one_cycle", "steps": 2}, "one_cycle needs steps >= 3",
      ">= 3 with schedule one_cycle"),
-    ({"schedule": "wsd", "steps": 3, "warmup_fraction": 0.5}, "wsd needs room for a decay",
-     "> warmup_steps + 1 (3) with schedule wsd"),
 ])
 def test_a_default_schedule_with_too_few_steps_is_refused_at_validation(
         config: dict[str, Any], message: str, allowed: str) -> None:
@@ -37,6 +35,15 @@ def test_a_default_schedule_with_too_few_steps_is_refused_at_validation(
     # the same rule the run applies: a config that passes builds its default schedule
     ok = TrialsConfig(**{**config, "steps": 10})
     assert ok.default_schedule(0.01).name == config["schedule"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.5])
+def test_the_default_wsd_fits_every_trial_length(fraction: float) -> None:
+    # the largest warmup_fraction still leaves a step after the peak, so wsd is never refused
+    for steps in range(2, 60):
+        spec = TrialsConfig(schedule="wsd", steps=steps, warmup_fraction=fraction).default_schedule(0.1)
+        lrs = [spec.build()(t) for t in range(steps)]
+        assert max(lrs) == 0.1 and lrs[-1] == pytest.approx(0.01), (steps, lrs)
 
 
 def test_candidates_with_their_own_schedules_do_not_need_the_default_one() -> None:
