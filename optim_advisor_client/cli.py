@@ -369,7 +369,8 @@ def _ranking(view: TrialsResult, out: Out) -> None:
                 _lr(cand.final_train_loss), "yes" if cand.diverged else "",
                 "" if cand.phase == "trial" else cand.phase)
                for n, cand in enumerate(order, 1)])
-    out.line(f"best: {view.best}")
+    out.line(f"best: {view.best}" if view.best is not None
+             else "best: none (every candidate diverged)")
     out.line(view.verdict.sentence)
 
 
