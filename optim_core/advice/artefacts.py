@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from optim_core.advice.models import Artefacts, OptimizerAdvice, ParamGroupRule, ScheduleAdvice
-from optim_core.advice.ranges import sig
+from optim_core.advice.ranges import clamp, sig
+from optim_core.bounds import MAX_LR, MIN_LR
 
 TRIAL_MAX_STEPS = 1000  # trials compare settings in a short run; TrialsConfig allows ≤ 5000
 TRIAL_LR_FACTORS = (1 / 3, 1.0, 3.0)
@@ -259,7 +260,7 @@ def trial_config(opt: OptimizerAdvice, sched: ScheduleAdvice, clip: float | None
     steps = max(2, min(sched.total_steps, TRIAL_MAX_STEPS))
     candidates = []
     for f in TRIAL_LR_FACTORS:
-        lr = sig(min(opt.lr * f, 10.0))
+        lr = sig(clamp(opt.lr * f, MIN_LR, MAX_LR))  # within the bounds of the advised LR
         label = "advice" if f == 1.0 else f"advice lr x {f:.3g}"
         candidates.append({"optimizer": _optimizer_spec(opt, lr),
                            "schedule": _trial_schedule(sched, lr, steps),

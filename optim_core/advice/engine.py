@@ -45,7 +45,8 @@ from optim_core.advice.recipes import (
     table,
 )
 from optim_core.advice.rules import RULES_BY_ID, RULES_VERSION, param
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
+from optim_core.errors import SpecError
 from optim_core.specs.catalog import CATALOG, names_where
 
 DECOUPLED = names_where(lambda o: o.decoupled)
@@ -318,6 +319,16 @@ def _reference_usable(req: AdviceRequest, opt: str, tr: _Trace) -> bool:
     return True
 
 
+def _least_reference(factor: float) -> float:
+    """The smallest reference LR, at three significant digits, that ``factor`` scales to at
+    least MIN_LR: rounded up, so that the bound a refusal states is one the engine accepts."""
+    x = ranges.sig(MIN_LR / factor)
+    step = 10.0 ** (math.floor(math.log10(x)) - 2)
+    while ranges.sig(x * factor) < MIN_LR:
+        x = ranges.sig(x + step)
+    return x
+
+
 def _batch_of(req: AdviceRequest, run: _Run, fitted: Fitted) -> tuple[float, str]:
     if fitted.row.batch_unit == "tokens" and run.tokens_per_batch is not None:
         return run.tokens_per_batch, "tokens"
@@ -362,6 +373,15 @@ def _lr(req: AdviceRequest, run: _Run, fitted: Fitted, opt: str, transfer: str |
             param("L-MALLADI22", "clamp")
         factor = ranges.batch_factor(method, req.batch_size, ref.batch_size, bounds)
         lr = ranges.sig(min(ref.lr * factor, MAX_LR))
+        if lr < MIN_LR:
+            # Scaling down can take a reference inside the bounds below them (÷ 256 at most);
+            # the advice would then be an LR no request may give, so the reference is refused.
+            raise SpecError(
+                f"the reference LR {_g(ref.lr)} at batch {ref.batch_size}, {method}-scaled to "
+                f"batch {req.batch_size} (× {_g(factor)}), gives {_g(lr)}, below the smallest "
+                f"LR advised ({MIN_LR:g})", field="reference.lr", value=ref.lr,
+                allowed=f">= {_least_reference(factor):g} for this batch change (MIN_LR "
+                        f"{MIN_LR:g} ÷ the factor {_g(factor)}), <= {MAX_LR:g}")
         tr.why("optimizer.lr", lr, [rid, "O2.2a"], f"your reference recipe's LR {_g(ref.lr)} "
                f"at batch {ref.batch_size}, {method} batch scaling to {req.batch_size}: × "
                f"{_g(factor)} ⇒ {_g(lr)}")
@@ -836,7 +856,7 @@ def _search(req: AdviceRequest, run: _Run, regime: str, lr: float, wd: float,
             if not 1 / k <= ratio <= k:
                 lo, hi = min(lo, ds / 2), max(hi, ds * 2)
                 text += ", so the range covers it"
-    hi = min(hi, MAX_LR)
+    lo, hi = max(lo, MIN_LR), min(hi, MAX_LR)  # a range test must be able to start at lo
     lo, hi = ranges.sig(lo), ranges.sig(hi)
     grid = sorted(set(param("W7a", "grid")) | {round(wd, 12)})
     tr.why("search.lr_range", [lo, hi], ids, "LR range test bounds: " + text)

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.specs.optimizer import OptimizerName
 
 Task = Literal["llm_pretrain", "llm_finetune_full", "llm_finetune_peft", "llm_preference",
@@ -70,7 +70,7 @@ class ReferenceRecipe(_Model):
     and its LR."""
 
     batch_size: int = Field(ge=1, le=10_000_000, description="the recipe's global batch size")
-    lr: float = Field(gt=0.0, le=MAX_LR, description="the recipe's peak LR")
+    lr: float = Field(ge=MIN_LR, le=MAX_LR, description="the recipe's peak LR")
     optimizer: RefOptimizer | None = Field(
         default=None, description="the recipe's optimizer, if known (checked against O4/O5/W11)")
     weight_decay: float | None = Field(

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from optim_core.bounds import MIN_LR
+
 
 class RangeTestConfig(BaseModel):
     """How the LR range test sweeps, smooths, stops and measures.
@@ -23,7 +25,7 @@ class RangeTestConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start_lr: float = Field(1e-7, gt=0.0, le=1e3, description="first LR of the sweep")
+    start_lr: float = Field(1e-7, ge=MIN_LR, le=1e3, description="first LR of the sweep")
     end_lr: float = Field(10.0, gt=0.0, le=1e4, description="last LR of the sweep (> start_lr)")
     num_steps: int = Field(100, ge=10, le=10_000, description="optimizer steps in the sweep")
     mode: Literal["exp", "linear"] = Field(

@@ -8,6 +8,7 @@ spliced in front, so a cache hit costs no JSON parse and no text encoding.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
@@ -16,7 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from app.api.deps import CacheDep, CallerDep, SettingsDep
 from app.api.responses import problems
-from app.core.problems import ProblemError, field_problem, problem_for, render, validation_problem
+from app.core.problems import (
+    ProblemError,
+    field_problem,
+    internal_error,
+    problem_for,
+    render,
+    validation_problem,
+)
 from app.core.routing import ContractRoute
 from app.schemas import examples
 from app.schemas.jobs import AdviceBatchRequest, BatchResult
@@ -27,7 +35,9 @@ from optim_core.advice.models import Advice, AdviceRequest, AdviceResponse
 from optim_core.errors import SpecError
 from optim_core.numerics.schedules import MAX_SAMPLE_POINTS, sample
 from optim_core.specs.schedule import ScheduleSpec
+from workers.problems import spec_error_item
 
+log = logging.getLogger("app.advice")
 router = APIRouter(tags=["advice"], route_class=ContractRoute)
 JSON = "application/json"
 _ITEM = TypeAdapter(AdviceRequest)  # compiled once, not per request
@@ -54,7 +64,10 @@ async def post_advice(req: Annotated[AdviceRequest, Body(openapi_examples=exampl
     hit = (await cache.get_many([key]))[0]
     if hit is not None:
         return Response(_with_cached(hit, True), media_type=JSON)
-    body = _advice_json(req)
+    try:
+        body = _advice_json(req)
+    except SpecError as exc:  # a request the engine cannot advise on (a reference scaled too low)
+        raise problem_for(exc) from exc
     await cache.set_many({key: body})
     return Response(_with_cached(body, False), media_type=JSON)
 
@@ -118,13 +131,33 @@ def _answer_items(parsed: list[AdviceRequest | bytes], keys: dict[int, str],
         body = hits.get(i)
         cached = body is not None
         if body is None:
-            body = fresh.get(keys[i]) or _advice_json(p)
+            body = fresh.get(keys[i])
+            if body is None:
+                try:
+                    body = _advice_json(p)
+                except Exception as exc:  # one item's failure stays in its slot
+                    problem = _item_problem(exc, i)
+                    parts.append(b'{"index":%d,"status":%d,"problem":%b}'
+                                 % (i, problem.status, _problem_json(problem, i)))
+                    continue
             fresh[keys[i]] = body
         ok += 1
         parts.append(b'{"index":%d,"status":200,"result":%b}' % (i, _with_cached(body, cached)))
     out = (b'{"succeeded":%d,"failed":%d,"items":[' % (ok, len(parsed) - ok)
            + b",".join(parts) + b"]}")
     return out, fresh
+
+
+def _item_problem(exc: Exception, index: int) -> ProblemError:
+    """The problem of one item the engine failed on: a SpecError names its field inside the
+    item (``body.items[3].reference.lr``); anything else is that item's 500, logged, so that the
+    other items are still answered."""
+    if isinstance(exc, SpecError):
+        item = spec_error_item(exc)
+        item["field"] = f"body.items[{index}]" + item["field"].removeprefix("body")
+        return problem_for(exc, errors=[item])
+    log.error("advice failed for batch item %d", index, exc_info=exc)
+    return internal_error()
 
 
 def _problem_json(problem: ProblemError, index: int) -> bytes:
