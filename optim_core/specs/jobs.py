@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.errors import SpecError
 from optim_core.numerics.schedules import wsd_max_decay_steps
 from optim_core.specs.base import StrictSpec as _Spec
@@ -87,7 +87,7 @@ class TrialsConfig(_Spec):
                     "under the recipe of a full run that does not clip (clipping lets a trial "
                     "survive an LR at which the unclipped run diverges). Candidates given "
                     "explicitly carry their own")
-    center_lr: float | None = Field(default=None, gt=0.0, le=MAX_LR)
+    center_lr: float | None = Field(default=None, ge=MIN_LR, le=MAX_LR)
     lr_factors: list[Annotated[float, Field(gt=0.0, le=1000.0)]] = Field(
         default_factory=lambda: [1 / 3, 1.0, 3.0], min_length=1, max_length=7)
     steps: int = Field(default=200, ge=2, le=5000)

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.specs.experiment import DataInfo
 from optim_core.specs.optimizer import OptimizerSpec
 from optim_core.specs.range_test import TrialPhase
@@ -200,7 +201,8 @@ class TrialResult(_Result):
                                        "the candidate was set to, wherever its run stopped (its "
                                        "place on the LR grid)")
     clipped_lrs: list[float] = Field(
-        description="requested default LRs above the maximum that were clipped to this one")
+        description=f"requested default LRs outside [{MIN_LR:g}, {MAX_LR:g}] that were clipped "
+                    "to this one")
     curve: TrialCurve
     validation: ValidationCurve | None
     final_train_loss: float | None = Field(description="last smoothed train loss")

@@ -62,8 +62,8 @@ class TrialResult:
     steps_run: int
     seconds_per_step: float
     param_groups: dict[str, Any]
-    #: the requested default LRs (centre × factor) above MAX_LR that were clipped to ``peak``
-    #: LR and so became this candidate; empty when nothing was clipped.
+    #: the requested default LRs (centre × factor) outside [MIN_LR, MAX_LR] that were clipped to
+    #: ``peak`` LR and so became this candidate; empty when nothing was clipped.
     clipped_lrs: list[float] = field(default_factory=list)
     #: "given" (the candidate's own schedule) or "default" (``TrialsConfig.schedule``); the
     #: schedule itself is always recorded in full in ``schedule``

@@ -10,8 +10,9 @@ pick's confidence and flags. A range test that could not measure an LR (its flag
 ``optim_core.numerics.suggest.UNUSABLE_FLAGS`` — too short, never decreasing, diverged immediately — or its
 confidence is below ``MIN_CENTER_CONFIDENCE``) raises `TrainingError` instead: its "recommended" is
 then a placeholder (the sweep's first LR), and trials centred on it would compare nothing useful.
-Default LRs above ``MAX_LR`` are clipped to it; candidates that clipping made identical are run once,
-and the trial says which requested LRs were clipped (``clipped_lrs``).
+Default LRs outside ``[MIN_LR, MAX_LR]`` are clipped into it (centre × factor can underflow
+towards 0 as well as overshoot); candidates that clipping made identical are run once, and the
+trial says which requested LRs were clipped (``clipped_lrs``).
 
 Search: an optimizer whose best LR is at an edge of its grid gets up to ``extend_edges`` more LRs
 past that edge, one grid ratio at a time; one whose every trial diverged is at its low edge (the
@@ -52,7 +53,7 @@ from typing import Any
 
 import torch
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.errors import SpecError, TrainingError
 from optim_core.numerics.finite import finite_or_none
 from optim_core.numerics.suggest import UNUSABLE_FLAGS
@@ -75,7 +76,6 @@ __all__ = ["TrialResult", "TrialsResult", "default_candidates", "measure_center_
            "run_trials_on"]
 
 
-#: OptimizerSpec's upper bound on lr; a default LR above it is clipped (``TrialResult.clipped_lrs``).
 #: a measured centre LR with lower confidence than this is refused (`TrainingError`).
 MIN_CENTER_CONFIDENCE = 0.05
 
@@ -154,20 +154,20 @@ def _default_candidates(config: TrialsConfig, centers: dict[str, float],
     for name in config.default_optimizers:
         for factor in config.lr_factors:
             requested = centers[name] * factor
-            lr = min(requested, MAX_LR)
+            lr = min(max(requested, MIN_LR), MAX_LR)
             # De-duplicate after the cap: centre 10 × {1, 3} would otherwise run lr=10 twice.
             key = (name, lr)
             if key not in index:
                 index[key] = len(out)
                 out.append((_default_candidate(config, name, lr), []))
-            if requested > MAX_LR:
+            if lr != requested:
                 out[index[key]][1].append(requested)
     return out
 
 
 def default_candidates(config: TrialsConfig, centers: dict[str, float]) -> list[TrialCandidate]:
     """``config.default_optimizers`` (with OptimizerSpec's per-optimizer defaults: AdamW wd 0.01,
-    SGD momentum 0.9 wd 1e-4 — W11) at ``centers[name] × lr_factors``, clipped to (0, MAX_LR],
+    SGD momentum 0.9 wd 1e-4 — W11) at ``centers[name] × lr_factors``, clipped to [MIN_LR, MAX_LR],
     without duplicates (two factors clipped to the same LR give one candidate)."""
     return [c for c, _ in _default_candidates(config, centers)]
 
@@ -379,13 +379,13 @@ def _edge_of(trials: list[TrialResult], name: str) -> tuple[int | None, str | No
 
 
 def _past_edge(trials: list[TrialResult], name: str, side: str, ratio: float) -> float | None:
-    """The next LR past ``name``'s ``side`` edge, one step ``ratio`` out; None when there is
-    none (no step ratio, or the high edge is MAX_LR already)."""
+    """The next LR past ``name``'s ``side`` edge, one step ``ratio`` out (at most to MIN_LR /
+    MAX_LR); None when there is none (no step ratio, or the edge is at that bound already)."""
     lrs = _lrs_of(trials, name)
     if ratio <= 1.0:
         return None
     if side == "low":
-        return lrs[0] / ratio
+        return max(lrs[0] / ratio, MIN_LR) if lrs[0] > MIN_LR else None
     return min(lrs[-1] * ratio, MAX_LR) if lrs[-1] < MAX_LR else None
 
 
@@ -395,7 +395,8 @@ def _stop_reason(trials: list[TrialResult], name: str, side: str, ratio: float,
     if ratio <= 1.0:
         return "one LR only: no grid step to extend by"
     if _past_edge(trials, name, side, ratio) is None:
-        return f"the grid could not be extended: MAX_LR ({MAX_LR:g}) caps the LR"
+        bound = f"MAX_LR ({MAX_LR:g})" if side == "high" else f"MIN_LR ({MIN_LR:g})"
+        return f"the grid could not be extended: {bound} caps the LR"
     if not config.extend_edges:
         return "extend_edges is 0"
     return f"the extension budget (extend_edges = {config.extend_edges}) is spent"

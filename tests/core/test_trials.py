@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.errors import Cancelled, SpecError, TrainingError
 from optim_core.specs.experiment import ExperimentSpec
 from optim_core.specs.jobs import TrialsConfig
@@ -133,6 +134,29 @@ def test_default_lrs_clipped_at_the_cap_run_once_and_say_so() -> None:
                                                           pytest.approx(90.0)]]
     assert result.trials[1].optimizer["lr"] == MAX_LR
     assert result.to_dict()["trials"][0]["clipped_lrs"] == []
+
+
+def test_default_lrs_below_the_floor_are_clipped_up_to_it_and_say_so() -> None:
+    # centre × factor can underflow: 1e-6 × 1e-9 is below any LR that trains, 1e-300 × 1e-300 is 0
+    config = TrialsConfig(center_lr=1e-6, lr_factors=[1e-9, 1e-7, 1.0],
+                          default_optimizers=["sgd"], steps=2, eval_every=2, extend_edges=0)
+    [low, centre] = default_candidates(config, {"sgd": 1e-6})
+    assert low.optimizer.lr == MIN_LR and centre.optimizer.lr == pytest.approx(1e-6)
+    result = run_trials_on(*_setup(), config)
+    assert [t.clipped_lrs for t in result.trials] == [[pytest.approx(1e-15), pytest.approx(1e-13)],
+                                                      []]
+    with pytest.raises(ValidationError, match="center_lr"):
+        TrialsConfig(center_lr=1e-300)
+
+
+def test_an_extension_stops_at_the_lr_floor_and_says_so() -> None:
+    # Every trial diverges (the NaN model), so the grid is a low edge and is extended downwards,
+    # until the floor: the note names MIN_LR as what stopped it.
+    config = TrialsConfig(center_lr=MIN_LR, lr_factors=[1.0, 3.0], default_optimizers=["sgd"],
+                          steps=2, eval_every=2, extend_edges=2)
+    result = run_trials_on(*nan_setup(), config)
+    assert [t.phase for t in result.trials] == ["trial", "trial"]
+    assert "MIN_LR (1e-12) caps the LR" in result.edges["sgd"]["note"]
 
 
 class _PluginLoader:
