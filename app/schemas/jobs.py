@@ -3,9 +3,11 @@ from optim_core)."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic_core import PydanticCustomError
 
 from app.core.problems import Problem
 from optim_core.specs.jobs import RangeTestJobSpec, TrialsJobSpec
@@ -27,7 +29,36 @@ JOBS_PAGE_MAX = 100
 #: ``?cursor=``: an opaque ``next_cursor`` from a previous page (URL-safe base64, no padding).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 #: SSE event ids are Redis stream ids (``<ms>-<seq>``): ``Last-Event-ID`` resumes after one.
-EVENT_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+#: ASCII digits only: ``\d`` would also take other scripts' digits, which Redis refuses.
+EVENT_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
+#: Each part of a stream id is an unsigned 64-bit integer; Redis refuses a larger one, and a
+#: pattern of 20 digits cannot say so.
+EVENT_ID_PART_MAX = 2**64 - 1
+EVENT_ID_ALLOWED = f"<ms>-<seq>, each an integer from 0 to {EVENT_ID_PART_MAX}"
+
+
+def event_id_parts(event_id: str) -> tuple[int, int]:
+    """``(ms, seq)`` of a stream id; ValueError, saying why, unless it is one Redis takes."""
+    if re.fullmatch(EVENT_ID_PATTERN, event_id) is None:
+        raise ValueError(f"not an event id ({EVENT_ID_ALLOWED})")
+    ms, seq = (int(part) for part in event_id.split("-"))
+    if ms > EVENT_ID_PART_MAX or seq > EVENT_ID_PART_MAX:
+        raise ValueError(f"a part of the event id is above {EVENT_ID_PART_MAX} (2^64 - 1)")
+    return ms, seq
+
+
+def _event_id_in_range(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            event_id_parts(value)
+        except ValueError as exc:
+            raise PydanticCustomError("event_id_range", "{reason}",
+                                      {"reason": str(exc), "allowed": EVENT_ID_ALLOWED}) from None
+    return value
+
+
+#: What the pattern of ``Last-Event-ID`` / ``?last_event_id=`` cannot check (each part <= 2^64 - 1).
+EVENT_ID_IN_RANGE = AfterValidator(_event_id_in_range)
 
 # Fields of a job request that are not part of the experiment's spec (nor of its cache key).
 OPTION_FIELDS = frozenset({"device", "force", "priority", "labels"})

@@ -34,6 +34,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from app.core.problems import ProblemError
+from app.schemas.jobs import event_id_parts
 from workers.jobstore import JobKeys
 from workers.jobstore.records import as_text
 from workers.names import TERMINAL_STATUSES
@@ -42,11 +43,6 @@ log = logging.getLogger("app.events")
 
 Entry = tuple[str, dict[str, str]]
 QUEUE_MAX = 1000
-
-
-def _sid(event_id: str) -> tuple[int, int]:
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class StreamLimit(ProblemError):
@@ -81,8 +77,12 @@ class _JobReader:
     async def run(self) -> None:
         key = self.hub.keys.events(self.job_id)
         try:
+            start_checked = self.last == "0-0"  # nothing comes before it
             while self.subs:
                 try:
+                    if not start_checked:
+                        await self._start_within_stream(key)
+                        start_checked = True
                     res = await self.hub.reader.xread({key: self.last},
                                                       block=self.hub.block_ms, count=100)
                 except Exception as exc:  # Redis down: every subscriber's stream ends
@@ -104,6 +104,16 @@ class _JobReader:
                         sub.offer(_Dropped())
         finally:
             self.hub._reader_done(self)
+
+    async def _start_within_stream(self, key: str) -> None:
+        """Start no later than the stream's newest entry. The first subscriber's Last-Event-ID
+        is where the reader starts; one ahead of every entry (a client's clock, a made-up id)
+        would have it wait past the events the job adds next, for every subscriber. Each
+        subscriber still gets only the entries after its own id."""
+        newest = await self.hub.reader.xrevrange(key, count=1)
+        top = as_text(newest[0][0]) if newest else "0-0"
+        if event_id_parts(top) < event_id_parts(self.last):
+            self.last = top
 
 
 class _Ticket:
@@ -162,7 +172,10 @@ class EventHub:
 
     async def entries(self, job_id: str, after: str) -> AsyncIterator[Entry | None]:
         """The job's events after ``after``, then live ones; None when a read found nothing
-        (about every ``block_ms``: time to check the job and send a keep-alive)."""
+        (about every ``block_ms``: time to check the job and send a keep-alive). ValueError,
+        before any reading, for an ``after`` Redis would refuse: it must not reach the job's
+        shared reader, whose error every subscriber would get."""
+        event_id_parts(after)
         sub = _Subscriber()
         reader = self._readers.get(job_id)
         if reader is None:
@@ -175,7 +188,8 @@ class EventHub:
             gap_to = reader.last
         last = after
         try:
-            if _sid(after) < _sid(gap_to):  # the reader is ahead: read the gap once
+            # the reader is ahead: read the gap once
+            if event_id_parts(after) < event_id_parts(gap_to):
                 rows = await self.main.xrange(self.keys.events(job_id), f"({after}", gap_to)
                 for eid, f in rows:
                     last = as_text(eid)
@@ -186,7 +200,7 @@ class EventHub:
                     raise item
                 if item is None:
                     yield None
-                elif _sid(item[0]) > _sid(last):
+                elif event_id_parts(item[0]) > event_id_parts(last):
                     last = item[0]
                     yield item
         finally:

@@ -28,6 +28,8 @@ from app.core.unavailable import is_refusing_writes
 from app.schemas import examples
 from app.schemas.jobs import (
     CURSOR_PATTERN,
+    EVENT_ID_ALLOWED,
+    EVENT_ID_IN_RANGE,
     EVENT_ID_PATTERN,
     JOBS_PAGE_MAX,
     OPTION_FIELDS,
@@ -400,11 +402,12 @@ async def stream_job_events(
         settings: SettingsDep,
         last_event_id_header: Annotated[str | None, Header(
             alias="Last-Event-ID", pattern=EVENT_ID_PATTERN, max_length=41,
-            description="resume after this event id")] = None,
+            description=f"resume after this event id ({EVENT_ID_ALLOWED})"),
+            EVENT_ID_IN_RANGE] = None,
         last_event_id: Annotated[str | None, Query(
             pattern=EVENT_ID_PATTERN, max_length=41,
-            description="resume after this event id (for clients that cannot set headers)")
-        ] = None) -> Response:
+            description="resume after this event id (for clients that cannot set headers; "
+                        f"{EVENT_ID_ALLOWED})"), EVENT_ID_IN_RANGE] = None) -> Response:
     await owned_job_or_404(service, job_id, caller)
     start = last_event_id_header or last_event_id or "0-0"
     body = events.open_stream(request.app.state.events, job_id, start, get_job=service.get,
