@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from optim_core.errors import SpecError
 from workers.problems import (
     PROBLEM_BASE,
     kind_of,
@@ -130,6 +131,12 @@ def problem_response(problem: ProblemError, request: Request | None = None) -> J
 
 # pydantic constraint names -> a readable relation, used for the "allowed" text.
 _BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+# pydantic's type errors (strict JSON mode) -> the JSON type the field takes.
+_TYPES = {"int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
+          "bool_type": "true or false", "string_type": "a string", "list_type": "an array",
+          "tuple_type": "an array", "set_type": "an array", "dict_type": "an object",
+          "model_type": "an object", "model_attributes_type": "an object",
+          "dataclass_type": "an object", "none_required": "null"}
 
 
 def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -149,6 +156,15 @@ def _allowed(err: dict[str, Any]) -> str | None:
     ctx = err.get("ctx") or {}
     if "allowed" in ctx:
         return str(ctx["allowed"])
+    # A cross-field check raises SpecError, which pydantic wraps as a value_error: its range is
+    # the exception's own.
+    error = ctx.get("error")
+    if isinstance(error, SpecError) and error.allowed:
+        return error.allowed
+    if "expected_tags" in ctx:  # a discriminated union's unknown name / kind
+        return f"{ctx.get('discriminator', 'the tag')} one of {ctx['expected_tags']}"
+    if err.get("type") == "union_tag_not_found":
+        return f"an object with {ctx.get('discriminator', 'its tag')} naming its variant"
     bounds = [f"{_BOUNDS[k]} {ctx[k]}" for k in ("ge", "gt", "le", "lt") if k in ctx]
     if bounds:
         return " and ".join(bounds)
@@ -159,6 +175,8 @@ def _allowed(err: dict[str, Any]) -> str | None:
             return f"{key.replace('_', ' ')} {ctx[key]}"
     if "pattern" in ctx:
         return f"matches {ctx['pattern']}"
+    if err.get("type") in _TYPES:
+        return _TYPES[err["type"]]
     if err.get("type") == "extra_forbidden":
         return "no such field"
     if err.get("type") == "missing":
@@ -223,8 +241,6 @@ def field_problem(field: str, message: str, *, allowed: str | None = None, value
 
 def problem_for(exc: BaseException, **extensions: Any) -> ProblemError:
     """The route-side translation of an exception, as :data:`workers.problems.TABLE` says."""
-    from optim_core.errors import SpecError
-
     kind = kind_of(exc)
     if isinstance(exc, SpecError):
         extensions.setdefault("errors", [spec_error_item(exc)])

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from optim_core.errors import SpecError
 from optim_core.numerics.finite import is_finite
 
 FindingKind = Literal["nan_inf", "divergence", "plateau", "oscillation", "overfitting", "healthy"]
@@ -52,7 +53,9 @@ class TrainingLog(BaseModel):
     def _same_length(cls, v: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
         loss = info.data.get("loss")
         if v is not None and loss is not None and len(v) != len(loss):
-            raise ValueError(f"must have one value per loss ({len(loss)}), got {len(v)}")
+            raise SpecError(f"must have one value per loss ({len(loss)}), got {len(v)}",
+                            field=info.field_name, value=len(v),
+                            allowed=f"{len(loss)} values (one per loss)")
         return v
 
     @field_validator("val_steps")
@@ -60,7 +63,9 @@ class TrainingLog(BaseModel):
     def _val_length(cls, v: list[int] | None, info: ValidationInfo) -> list[int] | None:
         val = info.data.get("val_loss")
         if v is not None and val is not None and len(v) != len(val):
-            raise ValueError(f"must have one value per val_loss ({len(val)}), got {len(v)}")
+            raise SpecError(f"must have one value per val_loss ({len(val)}), got {len(v)}",
+                            field="val_steps", value=len(v),
+                            allowed=f"{len(val)} values (one per val_loss)")
         return v
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from optim_core.errors import SpecError
 from optim_core.specs.base import StrictSpec as _Spec
 from optim_core.specs.catalog import CATALOG
 
@@ -49,6 +50,7 @@ MAX_WIDTH = 16_384
 MAX_SAMPLES = 200_000
 MAX_VOCAB = 262_144
 MAX_SEQ_LEN = 4_096
+MAX_HEADS = 128
 # Plug-in names and option keys: identifiers only, so they are safe in logs, keys and URLs.
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$"
 
@@ -174,8 +176,9 @@ class SequenceDataSpec(_Spec):
         # An order-2 chain keeps one row per token pair: bound the table (vocab_size² rows).
         vocab = info.data.get("vocab_size")
         if order == 2 and vocab is not None and vocab > 1024:
-            raise ValueError(f"order 2 needs vocab_size ≤ 1024 (got {vocab}): the transition "
-                             "table has vocab_size² rows")
+            raise SpecError(f"order 2 needs vocab_size ≤ 1024 (got {vocab}): the transition "
+                            "table has vocab_size² rows", field="order", value=order,
+                            allowed="1 (2 needs vocab_size ≤ 1024)")
         return order
 
     @field_validator("branching")
@@ -183,7 +186,8 @@ class SequenceDataSpec(_Spec):
     def _branching_within_vocab(cls, branching: int, info: ValidationInfo) -> int:
         vocab = info.data.get("vocab_size")
         if vocab is not None and branching > vocab:
-            raise ValueError(f"branching must be ≤ vocab_size ({vocab})")
+            raise SpecError(f"branching must be ≤ vocab_size ({vocab})", field="branching",
+                            value=branching, allowed=f">= 1 and <= vocab_size ({vocab})")
         return branching
 
     def info(self) -> DataInfo:
@@ -302,7 +306,7 @@ class TransformerSpec(_Spec):
     kind: Literal["transformer"] = "transformer"
     d_model: int = Field(default=64, ge=8, le=8192)
     n_layers: int = Field(default=2, ge=1, le=64)
-    n_heads: int = Field(default=4, ge=1, le=128)
+    n_heads: int = Field(default=4, ge=1, le=MAX_HEADS)
     seq_len: int = Field(default=64, ge=2, le=MAX_SEQ_LEN, description="context length")
     vocab_size: int = Field(default=32, ge=2, le=MAX_VOCAB)
     mlp_ratio: float = Field(default=4.0, ge=1.0, le=8.0)
@@ -315,7 +319,11 @@ class TransformerSpec(_Spec):
     def _heads_divide_width(cls, n_heads: int, info: ValidationInfo) -> int:
         d_model = info.data.get("d_model")
         if d_model is not None and d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+            heads = [h for h in range(1, MAX_HEADS + 1) if d_model % h == 0]
+            raise SpecError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})",
+                            field="n_heads", value=n_heads,
+                            allowed=f"a divisor of d_model ({d_model}): "
+                                    + ", ".join(map(str, heads)))
         return n_heads
 
     @property
@@ -396,8 +404,11 @@ class ExperimentSpec(_Spec):
         if data_info is not None and data_info.n_samples is not None:
             n_train, n_val = split_sizes(data_info.n_samples, val_fraction)
             if n_train < 1 or (val_fraction > 0 and n_val < 1):
-                raise ValueError(f"leaves an empty train or validation split of "
-                                 f"{data_info.n_samples} samples")
+                n = data_info.n_samples
+                raise SpecError(f"leaves an empty train or validation split of {n} samples",
+                                field="val_fraction", value=val_fraction,
+                                allowed=f"0, or a share that leaves 1 to {n - 1} of the {n} "
+                                        "samples for validation")
         return val_fraction
 
     def data_info(self) -> DataInfo | None:
@@ -437,10 +448,22 @@ def split_sizes(n_samples: int, val_fraction: float) -> tuple[int, int]:
     return n_samples - n_val, n_val
 
 
+def _kinds_for(info: DataInfo) -> str:
+    """The built-in model kinds that take this data (a registered model may take any)."""
+    if info.input_kind == "tokens":
+        kinds = "transformer" if info.vocab_size and info.seq_len else "registered"
+    elif info.input_kind == "image" and info.task == "classification":
+        kinds = "mlp, cnn"
+    else:
+        kinds = "mlp"
+    return f"model.kind one of: {kinds} (for {info.input_kind} {info.task} data)"
+
+
 def check_fit(model: MLPSpec | CNNSpec | TransformerSpec | RegisteredModelSpec,
               info: DataInfo | None) -> None:
-    """Raise ValueError (naming the field) if a built-in model cannot take this data. Also used by
-    the worker for registered data, whose `DataInfo` is known only after building.
+    """Raise SpecError (naming the field and what it allows) if a built-in model cannot take
+    this data. Also used by the worker for registered data, whose `DataInfo` is known only after
+    building.
 
     Messages say ``model.<field>`` / ``data.<field>`` because they are raised from the validator
     of `ExperimentSpec.model` (loc ``model``) but may concern the data."""
@@ -448,17 +471,27 @@ def check_fit(model: MLPSpec | CNNSpec | TransformerSpec | RegisteredModelSpec,
         return
     if isinstance(model, MLPSpec):
         if info.input_kind == "tokens":
-            raise ValueError("model: an mlp cannot take token sequences; use kind 'transformer'")
+            raise SpecError("model: an mlp cannot take token sequences; use kind 'transformer'",
+                            field="experiment.model.kind", value="mlp",
+                            allowed=_kinds_for(info))
     elif isinstance(model, CNNSpec):
         if info.input_kind != "image" or info.task != "classification":
-            raise ValueError("model: a cnn needs image classification data (data.kind 'images', "
-                             "or 'digits' with data.as_images true)")
+            raise SpecError("model: a cnn needs image classification data (data.kind 'images', "
+                            "or 'digits' with data.as_images true)",
+                            field="experiment.model.kind", value="cnn",
+                            allowed=_kinds_for(info))
     elif isinstance(model, TransformerSpec):
         if info.input_kind != "tokens" or info.vocab_size is None or info.seq_len is None:
-            raise ValueError("model: a transformer needs token sequences (data.kind 'sequences')")
+            raise SpecError("model: a transformer needs token sequences (data.kind "
+                            "'sequences')", field="experiment.model.kind", value="transformer",
+                            allowed=_kinds_for(info))
         if model.vocab_size < info.vocab_size:
-            raise ValueError(f"model.vocab_size ({model.vocab_size}) must be ≥ the data's "
-                             f"vocab_size ({info.vocab_size})")
+            raise SpecError(f"model.vocab_size ({model.vocab_size}) must be ≥ the data's "
+                            f"vocab_size ({info.vocab_size})",
+                            field="experiment.model.vocab_size", value=model.vocab_size,
+                            allowed=f">= the data's vocab_size ({info.vocab_size})")
         if model.seq_len < info.seq_len:
-            raise ValueError(f"model.seq_len ({model.seq_len}) must be ≥ the data's seq_len "
-                             f"({info.seq_len})")
+            raise SpecError(f"model.seq_len ({model.seq_len}) must be ≥ the data's seq_len "
+                            f"({info.seq_len})", field="experiment.model.seq_len",
+                            value=model.seq_len,
+                            allowed=f">= the data's seq_len ({info.seq_len})")

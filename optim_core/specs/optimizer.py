@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from optim_core.bounds import MAX_LR
+from optim_core.errors import SpecError
 from optim_core.specs.catalog import CATALOG
 
 __all__ = ["OPTIMIZER_NAMES", "OptimizerName", "OptimizerSpec"]
@@ -63,7 +64,9 @@ class OptimizerSpec(BaseModel):
         if field not in defaults:
             if v is not None:
                 users = ", ".join(n for n, row in CATALOG.items() if row.takes(field))
-                raise ValueError(f"{field} is not a setting of {name}; it applies to: {users}")
+                raise SpecError(f"{field} is not a setting of {name}; it applies to: {users}",
+                                field=field, value=v,
+                                allowed=f"left out for {name} (it applies to: {users})")
             return None
         return defaults[field] if v is None else v
 
@@ -71,8 +74,9 @@ class OptimizerSpec(BaseModel):
     @classmethod
     def _rmsprop_betas(cls, v: tuple[float, float] | None, info: ValidationInfo) -> Any:
         if info.data.get("name") == "rmsprop" and v is not None and v[0] != 0.0:
-            raise ValueError("rmsprop has no first-moment EMA: betas[0] must be 0 (use momentum);"
-                             f" betas[1] is RMSprop's β (torch alpha), got {v!r}")
+            raise SpecError("rmsprop has no first-moment EMA: betas[0] must be 0 (use momentum);"
+                            f" betas[1] is RMSprop's β (torch alpha), got {v!r}", field="betas",
+                            allowed="[0, β] with 0 <= β < 1 (rmsprop)")
         return v
 
     @field_validator("weight_decay")
@@ -80,8 +84,9 @@ class OptimizerSpec(BaseModel):
     def _adam_without_decay(cls, v: float | None, info: ValidationInfo) -> Any:
         # Adam with weight_decay > 0 is Adam + L2; make that choice explicit (W6, W11).
         if info.data.get("name") == "adam" and v:
-            raise ValueError(f"adam takes weight_decay = 0 only, got {v!r}; use adam_l2 for L2 "
-                             "in the gradient or adamw for decoupled decay (W6)")
+            raise SpecError(f"adam takes weight_decay = 0 only, got {v!r}; use adam_l2 for L2 "
+                            "in the gradient or adamw for decoupled decay (W6)",
+                            field="weight_decay", value=v, allowed="0 (adam)")
         return v
 
     @field_validator("nesterov")
@@ -90,9 +95,12 @@ class OptimizerSpec(BaseModel):
         # A field validator (not a model one) so the error is located at "nesterov".
         name, momentum = info.data.get("name"), info.data.get("momentum")
         if v and name is not None and name != "sgd":
-            raise ValueError(f"nesterov applies to sgd only, not {name}")
+            raise SpecError(f"nesterov applies to sgd only, not {name}", field="nesterov",
+                            value=v, allowed=f"false ({name}); true for sgd only")
         if v and name == "sgd" and not momentum:
-            raise ValueError(f"nesterov requires momentum in (0, 1), got momentum={momentum!r}")
+            raise SpecError(f"nesterov requires momentum in (0, 1), got momentum={momentum!r}",
+                            field="nesterov", value=v,
+                            allowed="false, or true with momentum in (0, 1)")
         return v
 
     @property

@@ -14,6 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from optim_core.bounds import MIN_LR
+from optim_core.errors import SpecError
+
+#: The highest LR a sweep may end at (the one home of the bound its error message states).
+END_LR_MAX = 1e4
 
 
 class RangeTestConfig(BaseModel):
@@ -26,7 +30,8 @@ class RangeTestConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     start_lr: float = Field(1e-7, ge=MIN_LR, le=1e3, description="first LR of the sweep")
-    end_lr: float = Field(10.0, gt=0.0, le=1e4, description="last LR of the sweep (> start_lr)")
+    end_lr: float = Field(10.0, gt=0.0, le=END_LR_MAX,
+                          description="last LR of the sweep (> start_lr)")
     num_steps: int = Field(100, ge=10, le=10_000, description="optimizer steps in the sweep")
     mode: Literal["exp", "linear"] = Field(
         "exp", description="exp: LR grows geometrically; linear: LR grows by a constant amount")
@@ -60,7 +65,9 @@ class RangeTestConfig(BaseModel):
         # problem+json names the field; start_lr is validated first (field order).
         start_lr = info.data.get("start_lr")
         if start_lr is not None and not end_lr > start_lr:
-            raise ValueError(f"end_lr must be greater than start_lr ({start_lr!r})")
+            raise SpecError(f"end_lr must be greater than start_lr ({start_lr!r})",
+                            field="end_lr", value=end_lr,
+                            allowed=f"> start_lr ({start_lr!r}) and <= {END_LR_MAX:g}")
         return end_lr
 
     def lr_at(self, step: int) -> float:

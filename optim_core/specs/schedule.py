@@ -65,7 +65,8 @@ def _not_above(other: str) -> Any:
     def check(cls: type, v: float, info: ValidationInfo) -> float:
         ref = info.data.get(other)
         if ref is not None and v > ref:
-            raise ValueError(f"{info.field_name} must be <= {other} ({ref:g}), got {v!r}")
+            raise SpecError(f"{info.field_name} must be <= {other} ({ref:g}), got {v!r}",
+                            field=info.field_name, value=v, allowed=f"<= {other} ({ref:g})")
         return v
 
     return classmethod(check)
@@ -77,7 +78,8 @@ def _above(other: str) -> Any:
     def check(cls: type, v: int, info: ValidationInfo) -> int:
         ref = info.data.get(other)
         if ref is not None and v <= ref:
-            raise ValueError(f"{info.field_name} must be > {other} ({ref}), got {v}")
+            raise SpecError(f"{info.field_name} must be > {other} ({ref}), got {v}",
+                            field=info.field_name, value=v, allowed=f"> {other} ({ref})")
         return v
 
     return classmethod(check)
@@ -230,7 +232,9 @@ class WarmupStepSchedule(_ScheduleBase):
     def _step_after_warmup(cls, v: int | None, info: ValidationInfo) -> int | None:
         warmup = info.data.get("warmup_steps")
         if v is not None and warmup is not None and v < warmup:
-            raise ValueError(f"step_size must be >= warmup_steps ({warmup}), got {v}")
+            raise SpecError(f"step_size must be >= warmup_steps ({warmup}), got {v}",
+                            field="step_size", value=v,
+                            allowed=f">= warmup_steps ({warmup}), <= {STEP_SIZE_RANGE.le:g}")
         return v
 
     @field_validator("milestones")
@@ -240,14 +244,18 @@ class WarmupStepSchedule(_ScheduleBase):
         if "step_size" not in info.data:  # step_size itself was invalid; reported on its own
             return v
         if (info.data["step_size"] is None) == (v is None):
-            raise ValueError("give exactly one of step_size or milestones")
+            raise SpecError("give exactly one of step_size or milestones", field="milestones",
+                            allowed="exactly one of step_size or milestones")
         if v is not None:
             if any(b <= a for a, b in itertools.pairwise(v)):
-                raise ValueError(f"milestones must be strictly increasing, got {list(v)}")
+                raise SpecError(f"milestones must be strictly increasing, got {list(v)}",
+                                field="milestones", allowed="strictly increasing steps")
             warmup = info.data.get("warmup_steps")
             if warmup is not None and v[0] < warmup:
-                raise ValueError(f"milestones must not start before warmup_steps ({warmup}), "
-                                 f"got {v[0]}")
+                raise SpecError(f"milestones must not start before warmup_steps ({warmup}), "
+                                f"got {v[0]}", field="milestones", value=v[0],
+                                allowed=f"steps >= warmup_steps ({warmup}), strictly "
+                                        "increasing")
         return v
 
     def build(self) -> Schedule:
@@ -328,8 +336,10 @@ class WarmupStableDecaySchedule(_ScheduleBase):
     @classmethod
     def _exp_needs_a_floor(cls, v: str, info: ValidationInfo) -> str:
         if v == "exp" and info.data.get("min_lr_ratio") == 0.0:
-            raise ValueError("decay 'exp' needs min_lr_ratio > 0 (a geometric decay never "
-                             "reaches 0)")
+            raise SpecError("decay 'exp' needs min_lr_ratio > 0 (a geometric decay never "
+                            "reaches 0)", field="decay", value=v,
+                            allowed="linear, cosine or multistep with min_lr_ratio 0 (exp "
+                                    "needs min_lr_ratio > 0)")
         return v
 
     def build(self) -> Schedule:
