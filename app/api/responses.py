@@ -10,7 +10,8 @@ from app.core.problems import PROBLEM_JSON
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 _WHY: dict[int, str] = {
-    400: "Malformed body: not UTF-8 JSON",
+    400: "Malformed body: not JSON; `detail` says why (a syntax error at its `line` and "
+         "`column`, bytes that are not UTF-8 text, nesting too deep to parse)",
     401: "No API key, or not a valid one (`WWW-Authenticate: Bearer`)",
     403: "The API key lacks the admin role",
     404: "No such job for this tenant (or it has expired)",

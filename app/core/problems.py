@@ -34,8 +34,8 @@ from workers.problems import (
 )
 
 __all__ = ["PROBLEM_BASE", "PROBLEM_JSON", "Problem", "ProblemError", "ProblemItem",
-           "field_problem", "install", "internal_error", "problem_for", "problem_response",
-           "validation_problem"]
+           "field_problem", "install", "internal_error", "malformed_body", "problem_for",
+           "problem_response", "validation_problem"]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -248,6 +248,49 @@ def problem_for(exc: BaseException, **extensions: Any) -> ProblemError:
                         type_=kind.type, **extensions)
 
 
+_SEND_JSON = "send UTF-8 encoded JSON with Content-Type: application/json"
+
+
+def malformed_body(reason: BaseException | str) -> ProblemError:
+    """The 400 for a body that cannot be read as JSON, saying truthfully why: a syntax error at
+    its line and column, bytes that are not text, nesting too deep to parse (Python's parser
+    and pydantic's each have a depth limit), or what the parser said. A number with more digits
+    than Python converts is not this: it is a 422 naming its field
+    (:func:`app.core.routing.strict_json_errors`), where the field can be found."""
+    extensions: dict[str, Any] = {}
+    text = str(reason)
+    if isinstance(reason, json.JSONDecodeError):
+        detail = (f"The body is not valid JSON: {reason.msg} at line {reason.lineno}, column "
+                  f"{reason.colno}.")
+        extensions = {"line": reason.lineno, "column": reason.colno}
+    elif isinstance(reason, UnicodeDecodeError):
+        detail = (f"The body is not text: byte {reason.start} is not valid {reason.encoding} "
+                  f"({reason.reason}); {_SEND_JSON}.")
+    elif isinstance(reason, RecursionError) or "recursion limit" in text:
+        where = f" ({text})" if isinstance(reason, str) else ""
+        detail = f"The body's arrays and objects are nested too deeply to be read{where}."
+    else:
+        detail = f"The body could not be read as JSON: {text}; {_SEND_JSON}."
+    return ProblemError(400, "Malformed request body", safe_text(detail, 500),
+                        type_="malformed-body", **extensions)
+
+
+def _json_invalid(errors: list[dict[str, Any]], body: Any) -> ProblemError | None:
+    """FastAPI's 'JSON decode error' (a 422 whose ``loc`` holds a character offset, which would
+    read as a list index: ``body[19]``) as the 400 the contract declares, at its line and
+    column."""
+    for err in errors:
+        if err.get("type") != "json_invalid":
+            continue
+        loc = tuple(err.get("loc", ()))
+        msg = str((err.get("ctx") or {}).get("error", err.get("msg", "invalid JSON")))
+        if len(loc) == 2 and isinstance(loc[1], int) and isinstance(body, str | bytes):
+            doc = body if isinstance(body, str) else body.decode("utf-8", "replace")
+            return malformed_body(json.JSONDecodeError(msg, doc, loc[1]))
+        return malformed_body(msg)
+    return None
+
+
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the app serves at this request's path (for a 405's ``Allow``)."""
     from app.core.paths import match  # app.core.paths reads the OpenAPI document: only when needed
@@ -272,7 +315,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return problem_response(validation_problem(list(exc.errors())), request)
+        errors = list(exc.errors())
+        unreadable = _json_invalid(errors, getattr(exc, "body", None))
+        return problem_response(unreadable or validation_problem(errors), request)
 
     # No handler for a bare pydantic ValidationError: client input is validated by FastAPI
     # (RequestValidationError, above) or by routes that catch it and answer per item. One that
@@ -281,12 +326,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
-            # FastAPI's answer to a body it cannot decode (not UTF-8, or a broken stream): say
-            # what is wrong with it in our own terms.
-            return problem_response(ProblemError(
-                400, "Malformed request body",
-                "The body could not be read as JSON: send UTF-8 encoded JSON with "
-                "Content-Type: application/json.", type_="malformed-body"), request)
+            # FastAPI's answer to a body its parser failed on, the parser's error as the cause:
+            # say what it was, in our own terms.
+            cause = exc.__cause__
+            return problem_response(malformed_body(
+                cause if cause is not None else "the body could not be parsed"), request)
         limit = getattr(exc, "limit_bytes", None)  # app.core.middleware.BodyTooLarge
         headers = dict(exc.headers or {})
         if exc.status_code == 405:

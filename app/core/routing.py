@@ -12,6 +12,10 @@
   (``strict_content_type``) does not read such a body as JSON.
 * **No unknown query parameters.** ``?lable=x`` is a typo, not a filter: a 422 naming
   ``query.lable`` and the parameters the route takes.
+* **Unreadable bodies say why.** A body that is not JSON is the 400 the contract declares,
+  saying why (a syntax error's line and column, bytes that are not text, nesting too deep to
+  parse), never a 422 whose field is a character offset (``body[19]``). An integer too long for
+  Python to convert (5,000 digits) is, like ``1e400``, a 422 naming its field.
 
 The parsed body is left on the request (Starlette caches ``Request.json()``), so it is parsed once.
 
@@ -35,8 +39,10 @@ import inspect
 import json
 import math
 import re
+import sys
 import typing
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import params
@@ -46,6 +52,8 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+
+from app.core.problems import malformed_body
 
 try:  # FastAPI >= 0.16x builds a route included in a router through an "effective context"
     from fastapi.routing import _effective_route_context_var as _EFFECTIVE
@@ -93,9 +101,39 @@ def parse_json(body: bytes) -> tuple[Any, bool]:
     return json.loads(body), _MAY_NEED_WALK.search(body) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class _LongInt:
+    """An integer literal with more digits than Python converts to an int (its digit limit,
+    ``sys.get_int_max_str_digits``): kept in its place so that the walk can name its field."""
+
+    digits: int
+
+
+def _int_or_long(text: str) -> int | _LongInt:
+    try:
+        return int(text)
+    except ValueError:
+        return _LongInt(len(text.lstrip("-")))
+
+
+def unreadable(exc: ValueError | RecursionError, body: bytes) -> Exception:
+    """What to answer for a body ``json.loads`` failed on: a 422 naming each integer too long
+    to convert (``{"total_steps": 1000…0}``, 5,000 digits), else the 400 saying why the body
+    is not JSON (:func:`app.core.problems.malformed_body`)."""
+    if type(exc) is ValueError:  # not a JSONDecodeError nor a UnicodeDecodeError
+        try:
+            errors = strict_json_errors(json.loads(body, parse_int=_int_or_long))
+        except (ValueError, RecursionError):
+            errors = []
+        if errors:
+            return RequestValidationError(errors)
+    return malformed_body(exc)
+
+
 def strict_json_errors(value: Any) -> list[dict[str, Any]]:
-    """pydantic-style errors for every non-finite number and lone surrogate in ``value``
-    (iterative: a deeply nested body cannot exhaust the stack here)."""
+    """pydantic-style errors for every non-finite number, integer too long to convert (parsed
+    by :func:`unreadable` as a ``_LongInt``) and lone surrogate in ``value`` (iterative: a
+    deeply nested body cannot exhaust the stack here)."""
     errors: list[dict[str, Any]] = []
     stack: list[tuple[tuple[Any, ...], Any]] = [(("body",), value)]
     while stack and len(errors) < MAX_REPORTED:
@@ -105,6 +143,13 @@ def strict_json_errors(value: Any) -> list[dict[str, Any]]:
                            "msg": "not a finite number (NaN, Infinity and numbers beyond "
                                   "±1.8e308 are not JSON numbers)",
                            "ctx": {"allowed": "a finite number"}})
+        elif isinstance(v, _LongInt):
+            limit = sys.get_int_max_str_digits()
+            errors.append({"loc": loc, "type": "int_digits", "input": None,
+                           "msg": f"an integer of {v.digits} digits, more than the {limit} "
+                                  "digits a number may have",
+                           "ctx": {"allowed": f"an integer of at most {limit} digits (and "
+                                              "within the field's own range)"}})
         elif isinstance(v, str) and _has_lone_surrogate(v):
             errors.append({"loc": loc, "type": "string_unicode", "input": None,
                            "msg": "not valid Unicode (a lone surrogate escape such as \\ud800)"})
@@ -253,19 +298,24 @@ class ContractRoute(APIRoute):
                 if body:
                     try:
                         parsed, suspect = parse_json(body)
-                    except (ValueError, RecursionError):
-                        parsed = None  # FastAPI parses it again and answers (422 / 400)
-                    else:
-                        errors = strict_json_errors(parsed) if suspect else []
-                        if errors:
-                            raise RequestValidationError(errors)
-                        request._json = parsed  # type: ignore[attr-defined]
-                        try:
-                            strict.validate_json(body, strict=True)  # type: ignore[union-attr]
-                        except ValidationError as exc:
-                            raise RequestValidationError(
-                                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-                            ) from None
+                    except (ValueError, RecursionError) as exc:
+                        raise unreadable(exc, body) from None
+                    errors = strict_json_errors(parsed) if suspect else []
+                    if errors:
+                        raise RequestValidationError(errors)
+                    request._json = parsed  # type: ignore[attr-defined]
+                    try:
+                        strict.validate_json(body, strict=True)  # type: ignore[union-attr]
+                    except ValidationError as exc:
+                        errors = exc.errors()
+                        # Python's parser read it, pydantic's did not: nested deeper than
+                        # pydantic's limit (a 400 like any body that cannot be read).
+                        bad = next((e for e in errors if e["type"] == "json_invalid"), None)
+                        if bad is not None:
+                            raise malformed_body(str(bad.get("ctx", {}).get(
+                                "error", bad["msg"]))) from None
+                        raise RequestValidationError(
+                            [{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
             return await handler(request)
 
         return checked

@@ -32,10 +32,11 @@ def test_a_body_that_is_not_utf8_json_is_a_400_problem(client: TestClient, path:
     assert "400" in doc["paths"][path]["post"]["responses"]
 
 
-def test_invalid_json_names_where_it_breaks(client: TestClient) -> None:
+def test_invalid_json_says_where_it_breaks(client: TestClient) -> None:
     r = client.post("/v1/advice", content=b'{"task": ', headers={"Content-Type": "application/json"})
-    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM_JSON
-    assert r.json()["errors"][0]["field"].startswith("body")
+    assert r.status_code == 400 and r.headers["content-type"] == PROBLEM_JSON
+    body = r.json()
+    assert body["type"].endswith("/malformed-body") and (body["line"], body["column"]) == (1, 10)
 
 
 def test_a_batch_with_every_item_refused_is_a_422_problem_with_the_items(
