@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 import optim_core
-from app.api import deps, responses
+from app.api import deps
 from app.api.routes import advice, health, jobs, plots, rules, ui
 from app.auth.keys import AsyncKeyStore
 from app.auth.limits import Limiter
@@ -196,11 +196,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     unavailable.install(app, settings.retry_after_s)
     app.add_middleware(RequestContextMiddleware, header=settings.request_id_header,
                        metrics=app.state.http_metrics, max_body_bytes=settings.max_request_bytes)
-    common = responses.problems(400, 413)
+    # 400, 405, 413 and 422 are declared on each operation they can happen on by
+    # app.core.openapi, which knows which routes read a body and which check their query.
     app.include_router(health.router)
-    app.include_router(advice.router, prefix="/v1", responses=common)
-    app.include_router(jobs.router, prefix="/v1", responses=common)
-    app.include_router(plots.router, prefix="/v1", responses=common)
+    app.include_router(advice.router, prefix="/v1")
+    app.include_router(jobs.router, prefix="/v1")
+    app.include_router(plots.router, prefix="/v1")
     app.include_router(rules.router, prefix="/v1")
     ui.install(app)
     openapi.install(app, [problems.Problem, StatusEventData, ProgressEventData,

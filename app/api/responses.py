@@ -15,6 +15,7 @@ _WHY: dict[int, str] = {
     401: "No API key, or not a valid one (`WWW-Authenticate: Bearer`)",
     403: "The API key lacks the admin role",
     404: "No such job for this tenant (or it has expired)",
+    405: "This path does not take the request's method; `Allow` lists the methods it takes",
     409: "The job already succeeded or failed",
     413: "Request body over the configured limit (`limit_bytes`)",
     422: "Invalid request: `errors[]` names each field (`body.…`, `query.…`, `header.…`), "
@@ -33,6 +34,7 @@ _HEADERS: dict[int, dict[str, Any]] = {
                               "description": "seconds until the bucket is full again"}},
     503: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
     401: {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    405: {"Allow": {"schema": {"type": "string"}, "description": "the methods of this path"}},
 }
 
 

@@ -1,7 +1,8 @@
 """The OpenAPI document as the contract says: every error answer is an
-``application/problem+json`` ``Problem`` (FastAPI's own 422 schema replaced), every operation has
-a ``default`` problem response, the schemas the declarations refer to (problem, SSE event
-data, batch items) are in ``components``, and each route that takes a key says so (its
+``application/problem+json`` ``Problem`` (FastAPI's own 422 schema replaced), every operation
+declares the statuses the service's machinery can give it (400, 405, 413, 422) and has a
+``default`` problem response, the schemas the declarations refer to (problem, SSE event data,
+batch items) are in ``components``, and each route that takes a key says so (its
 ``security``)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 
 from app.api.responses import problem_content, problem_response
+from app.core.routing import ContractRoute, takes_json
 
 _REF = "#/components/schemas/{model}"
 _METHODS = ("get", "put", "post", "delete", "patch")
@@ -41,6 +43,29 @@ def _declare_security(app: FastAPI, doc: dict[str, Any], schemes: dict[str, Any]
                     item[method.lower()]["security"] = requirement
 
 
+def _declare_contract_statuses(app: FastAPI, doc: dict[str, Any]) -> None:
+    """The statuses that the service's own machinery answers with, whatever a route declares:
+    413 on every operation (the body cap is a middleware's, for any method), 405 (the path's
+    answer to a method it does not take), 400 where the route reads a JSON body, and 422 on a
+    ContractRoute (it refuses unknown query parameters, so even ``GET /healthz?x=1``)."""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        statuses = [405, 413]
+        if takes_json(route):
+            statuses.append(400)
+        if isinstance(route, ContractRoute):
+            statuses.append(422)
+        item = doc.get("paths", {}).get(context.path_format or route.path_format, {})
+        for method in route.methods:
+            op = item.get(method.lower())
+            if op is not None:
+                responses = op.setdefault("responses", {})
+                for status in statuses:
+                    responses.setdefault(str(status), problem_response(status))
+
+
 def install(app: FastAPI, extra_models: list[type[BaseModel]], *,
             security: tuple[dict[str, Any], Callable[[Dependant], bool]] | None = None) -> None:
     """``security``: the schemes, and which routes (by their dependencies) take them."""
@@ -52,6 +77,7 @@ def install(app: FastAPI, extra_models: list[type[BaseModel]], *,
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for model in extra_models:
             _add(schemas, model)
+        _declare_contract_statuses(app, doc)
         for item in doc.get("paths", {}).values():
             for method in _METHODS:
                 op = item.get(method)

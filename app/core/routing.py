@@ -257,14 +257,19 @@ def flat_call(route: Any) -> FlatCall | None:
     return FlatCall(endpoint, d.body_params[0].name, leaves, route.dependency_overrides_provider)
 
 
+def takes_json(route: Any) -> bool:
+    """Whether ``route`` (an APIRoute or its effective context) reads its body as JSON."""
+    return route.body_field is not None and not isinstance(route.body_field.field_info,
+                                                           params.Form)
+
+
 class ContractRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         route = effective(self)
         known = query_names(route.dependant)
-        takes_json = route.body_field is not None and not isinstance(
-            route.body_field.field_info, params.Form)
-        strict = TypeAdapter(route.body_field.field_info.annotation) if takes_json else None
+        json_body = takes_json(route)
+        strict = TypeAdapter(route.body_field.field_info.annotation) if json_body else None
         flat = flat_call(route)
 
         async def checked(request: Request) -> Response:
@@ -277,7 +282,7 @@ class ContractRoute(APIRoute):
                      "msg": "unknown query parameter",
                      "ctx": {"allowed": f"one of: {allowed}"}}
                     for k in unknown[:MAX_REPORTED]])
-            if takes_json:
+            if json_body:
                 body = await request.body()
                 content_type = request.headers.get("content-type")
                 if body and not (content_type and _is_json(content_type)):
