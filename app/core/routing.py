@@ -312,15 +312,15 @@ class ContractRoute(APIRoute):
                     try:
                         strict.validate_json(body, strict=True)  # type: ignore[union-attr]
                     except ValidationError as exc:
-                        errors = exc.errors()
+                        found = exc.errors()
                         # Python's parser read it, pydantic's did not: nested deeper than
                         # pydantic's limit (a 400 like any body that cannot be read).
-                        bad = next((e for e in errors if e["type"] == "json_invalid"), None)
+                        bad = next((e for e in found if e["type"] == "json_invalid"), None)
                         if bad is not None:
                             raise malformed_body(str(bad.get("ctx", {}).get(
                                 "error", bad["msg"]))) from None
                         raise RequestValidationError(
-                            [{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+                            [{**e, "loc": ("body", *e["loc"])} for e in found]) from None
             return await handler(request)
 
         return checked
