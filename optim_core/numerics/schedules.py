@@ -59,7 +59,7 @@ from typing import Any
 
 from pydantic import Field
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.errors import SpecError
 
 Schedule = Callable[[int], float]
@@ -127,7 +127,7 @@ class Range:
                             field=field, value=value, allowed=self.describe())
 
 
-LR_RANGE = Range(gt=0.0, le=MAX_LR)
+LR_RANGE = Range(ge=MIN_LR, le=MAX_LR)
 END_LR_RANGE = Range(ge=0.0, le=MAX_LR)
 GAMMA_RANGE = Range(gt=0.0, le=1.0)
 RATIO_RANGE = Range(ge=0.0, le=1.0)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from optim_core.bounds import MAX_LR
+from optim_core.bounds import MAX_LR, MIN_LR
 from optim_core.errors import SpecError
 from optim_core.specs.catalog import CATALOG
 
@@ -37,9 +37,9 @@ class OptimizerSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: OptimizerName = Field(description="optimizer; its settings and defaults are its catalogue row")
-    lr: float | None = Field(None, gt=0.0, le=MAX_LR, validate_default=True,
-                             description=f"learning rate, 0 < lr <= {MAX_LR:g} (default per "
-                                         "optimizer)")
+    lr: float | None = Field(None, ge=MIN_LR, le=MAX_LR, validate_default=True,
+                             description=f"learning rate, {MIN_LR:g} <= lr <= {MAX_LR:g} (default "
+                                         "per optimizer)")
     betas: tuple[_Unit, _Unit] | None = Field(
         None, validate_default=True,
         description="EMA coefficients (β1, β2), each in [0, 1); rmsprop: (0, β)")

@@ -91,8 +91,8 @@ class ProgressEvent(BaseModel):
     ``loss`` is None when it is not a finite number (JSON has no NaN). A trials job says where it
     is: ``phase`` (``range_test`` measuring an optimizer's centre LR, ``trial``, ``extension``:
     a trial past the edge of the LR grid, or ``refine``: half a grid step beside the best),
-    ``candidate`` (the optimizer name in a range test, the candidate's label in a trial; several
-    labels joined by ", " when candidates train batched), its peak ``candidate_lr`` and ``seed``
+    ``candidate`` (the optimizer name in a range test, the candidate's label in a trial; batched
+    candidates report one event each, as sequential ones do), its peak ``candidate_lr`` and ``seed``
     (0 … seeds − 1). ``step``/``total`` count every phase together; ``total`` grows when an
     extension or a refinement is added. A plain range-test job leaves them None.
     """

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from optim_core.bounds import MIN_LR
 from optim_core.specs.catalog import CATALOG
 from optim_core.specs.optimizer import OPTIMIZER_NAMES, OptimizerSpec
 
@@ -59,7 +60,7 @@ def test_invalid_settings_are_reported_at_the_field(kwargs: dict, field: str) ->
 def test_range_errors_carry_the_bound() -> None:
     with pytest.raises(ValidationError) as err:
         OptimizerSpec(name="sgd", lr=-1.0)
-    assert err.value.errors()[0]["ctx"] == {"gt": 0.0}
+    assert err.value.errors()[0]["ctx"] == {"ge": MIN_LR}
 
 
 def test_nesterov_with_momentum_is_valid_and_spec_is_frozen() -> None:
