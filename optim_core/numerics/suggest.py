@@ -70,13 +70,14 @@ close to the best on 6 of 9 runs, against minimum/10's 9.
 Confidence in [0, 1] starts at 1 and is multiplied down for: a short curve, a curve that never
 decreases, a minimum in the first tenth (diverged immediately), a minimum at the very end with no
 rise after it (the sweep stopped before the loss turned: raise ``end_lr``), a drop that is small
-against the batch-to-batch noise (measured on ``raw_losses`` when given, else on the roughness of
-the smoothed curve), a pick at the first LR of the sweep, and rules disagreeing widely. The reason
+against the batch-to-batch noise (measured on the raw losses, given or recovered with
+``unsmooth``), a pick at the first LR of the sweep, and rules disagreeing widely. The reason
 is one sentence saying which applied. It says how well the curve could be read, not how near the
 pick is to the best LR: on ``bench/lr_quality.py`` the picks read at confidence 1.0 were no nearer
 than those at 0.6 (``by_confidence`` in its report, README). Nearness is what the trials measure.
 
-Flags (``Suggestions.flags``): ``non_finite``, ``too_short``, ``short``, ``never_decreases``,
+Flags (``Suggestions.flags``): ``non_finite``, ``lrs_not_increasing`` (the curve is read up to
+the first LR not above the one before it), ``too_short``, ``short``, ``never_decreases``,
 ``diverged_immediately``, ``still_falling``, ``noisy``, ``somewhat_noisy``, ``at_sweep_start``,
 ``rules_disagree``. ``UNUSABLE_FLAGS`` are those after which ``recommended`` is only a placeholder
 (the first LR of the sweep) or read off a curve that never showed a falling region.
@@ -199,7 +200,9 @@ def unsmooth(smoothed: Sequence[float], beta: float = DEFAULT_BETA) -> list[floa
 
 
 def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[list[float], list[float]]:
-    """The curve up to (not including) the first non-finite loss or LR."""
+    """The curve up to (not including) the first non-finite loss or LR, or the first LR not above
+    the one before it: past that the points are no longer a sweep (a range test whose end_lr is
+    within rounding of its start_lr repeats LRs), so nothing there can be read as one."""
     n = min(len(lrs), len(losses))
     out_l: list[float] = []
     out_y: list[float] = []
@@ -209,6 +212,8 @@ def _finite_prefix(lrs: FloatSeq, losses: FloatSeq) -> tuple[list[float], list[f
             break
         lr_f, y_f = float(lr), float(y)
         if not (math.isfinite(lr_f) and math.isfinite(y_f)) or lr_f <= 0.0:
+            break
+        if out_l and lr_f <= out_l[-1]:
             break
         out_l.append(lr_f)
         out_y.append(y_f)
@@ -391,10 +396,9 @@ def batch_sigma(raw: Sequence[float]) -> float:
 def _noise_ratio(raw: Sequence[float], drop: float) -> float:
     """The confidence's noise measure: the median batch-to-batch change ``|raw_t - raw_{t-1}|`` /
     the drop (shift-invariant, sign-independent; its thresholds, 0.1 and 0.5, are set on this
-    first-difference form)."""
-    if drop <= 0.0:
-        return float("inf")
-    return _median([abs(d) for d in _diff(raw)]) / drop if len(raw) >= 2 else 0.0
+    first-difference form). ``suggest`` calls it with a drop > 0 and more than the start window
+    of raw losses."""
+    return _median([abs(d) for d in _diff(raw)]) / drop
 
 
 #: the early fall is read on medians of this many consecutive raw losses: one batch never decides.
@@ -429,7 +433,8 @@ def backoff_pick(lr_min: float, first_lr: float, backoff: float = BACKOFF) -> fl
 
 def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None, *,
             num_steps: int | None = None, beta: float = DEFAULT_BETA) -> Suggestions:
-    """Every suggestion for one curve; never raises on short, flat, noisy or non-finite curves.
+    """Every suggestion for one curve; never raises, whatever the curve (short, flat, noisy,
+    non-finite, or with LRs that stop increasing: read up to there, flagged).
 
     ``losses`` are the smoothed losses, ``smooth(raw_losses, beta)``; ``raw_losses`` (optional,
     same length) give the robust starting level (`start_level`: the median of the first raw
@@ -438,25 +443,24 @@ def suggest(lrs: FloatSeq, losses: FloatSeq, raw_losses: FloatSeq | None = None,
     ``beta`` must be the smoothing really applied (0: ``losses`` are raw). ``num_steps``: the steps
     the sweep asked for, when it stopped early: the start window, "the first tenth" and fastai's
     trim are read on the sweep asked for, as the divergence monitor that stopped it did.
-    Raises ValueError if the LRs of the finite curve do not increase (nothing here could say which
-    end of the sweep is its start).
     """
     x, y = _finite_prefix(lrs, losses)
-    if any(b <= a for a, b in itertools.pairwise(x)):
-        raise ValueError("lrs must increase along the sweep")
     n_all = min(len(lrs), len(losses))
     flags: list[str] = []
     known = {"steepest": steepest(lrs, losses), "valley": valley(lrs, losses, num_steps),
              "minimum_div10": minimum_div10(lrs, losses, num_steps)}
     if len(x) < n_all:
-        flags.append("non_finite")
+        cut = lrs[len(x)]
+        repeats = (x and cut is not None and math.isfinite(float(cut)) and float(cut) <= x[-1]
+                   and losses[len(x)] is not None and math.isfinite(float(losses[len(x)])))
+        flags.append("lrs_not_increasing" if repeats else "non_finite")
 
     if len(y) < 3:
         fallback = float(x[0]) if len(x) else _first_lr(lrs)
         return Suggestions(
             **known, lr_at_min=None, recommended=fallback, confidence=0.0,
-            reason=(f"Only {len(y)} finite loss value(s): too few to read a curve; the first LR of "
-                    "the sweep is returned as a placeholder."),
+            reason=(f"Only {len(y)} usable loss value(s) (finite, at increasing LRs): too few to "
+                    "read a curve; the first LR of the sweep is returned as a placeholder."),
             cycle_max_lr=None, cycle_min_lr=None, flags=[*flags, "too_short"])
 
     n = len(y)
