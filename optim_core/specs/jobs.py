@@ -48,7 +48,7 @@ def _error_at(err: SpecError, title: str, prefix: str) -> ValidationError:
     allowed. ``prefix`` is the validated model's own place in the job spec (``err.field`` is a
     path in the job spec, as at run time)."""
     field = (err.field or "").removeprefix(prefix)
-    loc = tuple(field.split(".")) if field else ()
+    loc = tuple(int(p) if p.isdigit() else p for p in field.split(".")) if field else ()
     return ValidationError.from_exception_data(title, [InitErrorDetails(
         type=PydanticCustomError("trials_config", "{message}",
                                  {"message": str(err), "allowed": err.allowed or ""}),
@@ -154,6 +154,21 @@ class TrialsConfig(_Spec):
                 self.default_schedule(MAX_LR)  # the rule is about the steps; any valid LR will do
             except SpecError as err:
                 raise _error_at(err, type(self).__name__, "config.") from None
+        return self
+
+    @model_validator(mode="after")
+    def _own_schedules_reach_an_lr(self) -> Self:
+        # A given schedule sets the candidate's LR to its peak over the trial's steps; a warmup
+        # far longer than the trial can keep that below MIN_LR, which no optimizer takes: refuse
+        # it here, not after the run when its result is checked.
+        for i, c in enumerate(self.candidates or []):
+            if c.schedule is not None and (peak := schedule_peak_lr(c.schedule, self.steps)) < MIN_LR:
+                where = f"config.candidates.{i}.schedule"
+                raise _error_at(SpecError(
+                    f"this schedule peaks at {peak:.3g} within the trial's {self.steps} steps, "
+                    f"below the smallest LR ({MIN_LR:g})", field=where, value=peak,
+                    allowed=f"a peak >= {MIN_LR:g} within the trial's steps"),
+                    type(self).__name__, "config.") from None
         return self
 
     @property

@@ -75,3 +75,14 @@ def test_the_work_budget_counts_the_evaluations_a_run_makes(steps: int, eval_eve
     spec = TrialsJobSpec(experiment=EXPERIMENT, config=config)
     batch = SPEC.batch_size
     assert trials_samples(spec) == steps * batch + evaluations * 2 * batch
+
+
+def test_an_own_schedule_that_never_reaches_an_lr_in_the_trial_is_refused() -> None:
+    # warmup 100,000 steps to 1e-9: within a 10-step trial it peaks at 1e-13, below MIN_LR
+    slow = {"optimizer": {"name": "adamw"},
+            "schedule": {"name": "linear_warmup", "peak_lr": 1e-9, "warmup_steps": 100_000}}
+    [error] = _job_errors(candidates=[{"optimizer": {"name": "adamw"}}, slow], steps=10)
+    assert error["field"] == "config.candidates[1].schedule"
+    assert "below the smallest LR (1e-12)" in error["message"]
+    assert error["allowed"] == "a peak >= 1e-12 within the trial's steps"
+    TrialsConfig(candidates=[slow], steps=1000)  # reaches 1e-11 by then: fine
