@@ -255,8 +255,9 @@ def malformed_body(reason: BaseException | str) -> ProblemError:
     """The 400 for a body that cannot be read as JSON, saying truthfully why: a syntax error at
     its line and column, bytes that are not text, nesting too deep to parse (Python's parser
     and pydantic's each have a depth limit), or what the parser said. A number with more digits
-    than Python converts is not this: it is a 422 naming its field
-    (:func:`app.core.routing.strict_json_errors`), where the field can be found."""
+    than Python converts is this only where its field cannot be found (FastAPI's own parsing,
+    on a route that is not a ``ContractRoute``); a ``ContractRoute`` answers it with a 422 naming
+    the field (:func:`app.core.routing.strict_json_errors`)."""
     extensions: dict[str, Any] = {}
     text = str(reason)
     if isinstance(reason, json.JSONDecodeError):
@@ -275,7 +276,7 @@ def malformed_body(reason: BaseException | str) -> ProblemError:
                         type_="malformed-body", **extensions)
 
 
-def _json_invalid(errors: list[dict[str, Any]], body: Any) -> ProblemError | None:
+def json_invalid(errors: list[dict[str, Any]], body: Any) -> ProblemError | None:
     """FastAPI's 'JSON decode error' (a 422 whose ``loc`` holds a character offset, which would
     read as a list index: ``body[19]``) as the 400 the contract declares, at its line and
     column."""
@@ -316,7 +317,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
-        unreadable = _json_invalid(errors, getattr(exc, "body", None))
+        unreadable = json_invalid(errors, getattr(exc, "body", None))
         return problem_response(unreadable or validation_problem(errors), request)
 
     # No handler for a bare pydantic ValidationError: client input is validated by FastAPI

@@ -53,7 +53,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.core.problems import malformed_body
+from app.core.problems import json_invalid, malformed_body
 
 try:  # FastAPI >= 0.16x builds a route included in a router through an "effective context"
     from fastapi.routing import _effective_route_context_var as _EFFECTIVE
@@ -123,8 +123,10 @@ def unreadable(exc: ValueError | RecursionError, body: bytes) -> Exception:
     if type(exc) is ValueError:  # not a JSONDecodeError nor a UnicodeDecodeError
         try:
             errors = strict_json_errors(json.loads(body, parse_int=_int_or_long))
-        except (ValueError, RecursionError):
-            errors = []
+        except (ValueError, RecursionError) as again:
+            # read past the long integer, the body fails for another reason: that one is the
+            # answer (a syntax error after it, at its line and column)
+            return malformed_body(again)
         if errors:
             return RequestValidationError(errors)
     return malformed_body(exc)
@@ -315,10 +317,9 @@ class ContractRoute(APIRoute):
                         found = exc.errors()
                         # Python's parser read it, pydantic's did not: nested deeper than
                         # pydantic's limit (a 400 like any body that cannot be read).
-                        bad = next((e for e in found if e["type"] == "json_invalid"), None)
+                        bad = json_invalid(found, None)
                         if bad is not None:
-                            raise malformed_body(str(bad.get("ctx", {}).get(
-                                "error", bad["msg"]))) from None
+                            raise bad from None
                         raise RequestValidationError(
                             [{**e, "loc": ("body", *e["loc"])} for e in found]) from None
             return await handler(request)

@@ -78,6 +78,14 @@ def test_an_integer_too_long_to_convert_is_a_422_naming_its_field(
     assert f"{DIGITS + 1} digits" in err["message"] and f"at most {DIGITS}" in err["allowed"]
 
 
+def test_a_syntax_error_after_a_long_integer_is_the_syntax_error(client: TestClient) -> None:
+    # the long integer stops Python's parser first; read past it, the body fails at the comma
+    content = '{"param_count": ' + LONG + ", }"
+    body = _malformed(client.post("/v1/advice", content=content, headers=JSON))
+    assert (body["line"], body["column"]) == (1, len(content))
+    assert "digits" not in body["detail"]
+
+
 def test_the_openapi_document_declares_the_400(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     assert "400" in doc["paths"]["/v1/schedules/preview"]["post"]["responses"]
