@@ -131,15 +131,15 @@ def trials_pick(problem: Problem, center: float, steps: int, seeds: int = 1,
         return make(TRIALS_INIT_OFFSET + seed_offset)
 
     result = run_trials_on(factory, bundle, config)
-    best = result.best
+    winner = result.winner
     detail = {"seeds": result.seeds, "lrs": [t.peak_lr for t in result.trials],
               "scores": [_fin(t.mean_score()) for t in result.trials],
               # the spread of each candidate's score over the seeds (None with one seed)
               "spreads": [t.score_std() for t in result.trials],
               "at_edge": bool(result.verdict.get("at_edge")),
               "near_stability_edge": bool(result.verdict.get("near_stability_edge"))}
-    # every candidate diverged: no pick (the rule's row then reads diverged)
-    return (None if best.any_diverged else best.peak_lr), detail
+    # nothing won (every candidate diverged): no pick (the rule's row then reads diverged)
+    return (None if winner is None else winner.peak_lr), detail
 
 
 def _argmin(losses: dict[float, float]) -> float | None:

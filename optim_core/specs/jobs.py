@@ -208,8 +208,9 @@ class TrialsConfig(_Spec):
 
     def evaluations_per_run(self) -> int:
         """The validation passes of one run that does not diverge (one that does evaluates no
-        more): ``evaluates_after`` counted, so the work budget counts what the loop does."""
-        return sum(self.evaluates_after(t) for t in range(self.steps))
+        more): ``evaluates_after`` counted — every ``eval_every`` steps and after the last —
+        in closed form, so the work budget counts what the loop does (a test checks the two)."""
+        return -(-self.steps // self.eval_every)
 
     @property
     def measures_center(self) -> bool:

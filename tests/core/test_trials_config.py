@@ -86,3 +86,10 @@ def test_an_own_schedule_that_never_reaches_an_lr_in_the_trial_is_refused() -> N
     assert "below the smallest LR (1e-12)" in error["message"]
     assert error["allowed"] == "a peak >= 1e-12 within the trial's steps"
     TrialsConfig(candidates=[slow], steps=1000)  # reaches 1e-11 by then: fine
+
+
+def test_evaluations_per_run_is_evaluates_after_counted() -> None:
+    for steps in (2, 3, 10, 19, 20, 21, 200):
+        for every in (1, 2, 7, 20, 5000):
+            c = TrialsConfig(steps=steps, eval_every=every)
+            assert c.evaluations_per_run() == sum(c.evaluates_after(t) for t in range(steps))

@@ -121,7 +121,7 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("rmsprop's betas", RANGE_TEST, _range_test(
         optimizer={"name": "rmsprop", "betas": [0.9, 0.99]}), "body.optimizer.betas", "[0, β]"),
     ("adam without decay", RANGE_TEST, _range_test(
-        optimizer={"name": "adam", "weight_decay": 0.1}), "body.optimizer.weight_decay", "0"),
+        optimizer={"name": "adam", "weight_decay": 0.1}), "body.optimizer.weight_decay", "0 (adam)"),
     ("nesterov is sgd's", RANGE_TEST, _range_test(
         optimizer={"name": "adamw", "nesterov": True}), "body.optimizer.nesterov", "sgd"),
     ("nesterov needs momentum", RANGE_TEST, _range_test(
