@@ -112,8 +112,15 @@ class _JobReader:
         subscriber still gets only the entries after its own id."""
         newest = await self.hub.reader.xrevrange(key, count=1)
         top = as_text(newest[0][0]) if newest else "0-0"
-        if event_id_parts(top) < event_id_parts(self.last):
+        if _sid(top) < _sid(self.last):
             self.last = top
+
+
+def _sid(event_id: str) -> tuple[int, int]:
+    """``(ms, seq)`` of an id Redis gave, or one ``event_id_parts`` already checked: no checks
+    here, since it runs for every event of every subscriber."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq)
 
 
 class _Ticket:
@@ -175,7 +182,7 @@ class EventHub:
         (about every ``block_ms``: time to check the job and send a keep-alive). ValueError,
         before any reading, for an ``after`` Redis would refuse: it must not reach the job's
         shared reader, whose error every subscriber would get."""
-        event_id_parts(after)
+        start = event_id_parts(after)
         sub = _Subscriber()
         reader = self._readers.get(job_id)
         if reader is None:
@@ -186,22 +193,23 @@ class EventHub:
         else:
             reader.subs.add(sub)
             gap_to = reader.last
-        last = after
+        last = start
         try:
             # the reader is ahead: read the gap once
-            if event_id_parts(after) < event_id_parts(gap_to):
+            if start < _sid(gap_to):
                 rows = await self.main.xrange(self.keys.events(job_id), f"({after}", gap_to)
                 for eid, f in rows:
-                    last = as_text(eid)
-                    yield last, {as_text(a): as_text(b) for a, b in f.items()}
+                    text = as_text(eid)
+                    last = _sid(text)
+                    yield text, {as_text(a): as_text(b) for a, b in f.items()}
             while True:
                 item = await sub.queue.get()
                 if isinstance(item, BaseException):
                     raise item
                 if item is None:
                     yield None
-                elif event_id_parts(item[0]) > event_id_parts(last):
-                    last = item[0]
+                elif (key := _sid(item[0])) > last:
+                    last = key
                     yield item
         finally:
             reader.subs.discard(sub)
