@@ -389,12 +389,12 @@ def _past_edge(trials: list[TrialResult], name: str, side: str, ratio: float) ->
     return min(lrs[-1] * ratio, MAX_LR) if lrs[-1] < MAX_LR else None
 
 
-def _stop_reason(trials: list[TrialResult], name: str, side: str, ratio: float,
-                 config: TrialsConfig) -> str:
-    """Why ``name``'s grid ends at its ``side`` edge, said in its edge note."""
+def _stop_reason(next_lr: float | None, side: str, ratio: float, config: TrialsConfig) -> str:
+    """Why a grid ends at its ``side`` edge, said in its edge note; ``next_lr`` is
+    `_past_edge`'s answer there (None: there is no LR past it)."""
     if ratio <= 1.0:
         return "one LR only: no grid step to extend by"
-    if _past_edge(trials, name, side, ratio) is None:
+    if next_lr is None:
         bound = f"MAX_LR ({MAX_LR:g})" if side == "high" else f"MIN_LR ({MIN_LR:g})"
         return f"the grid could not be extended: {bound} caps the LR"
     if not config.extend_edges:
@@ -453,7 +453,7 @@ def _extend_edges(runner: _Runner, config: TrialsConfig, names: list[str],
                 break
             lr = _past_edge(trials, name, side, ratio)
             if lr is None or len(extended.get(name, [])) == config.extend_edges:
-                stopped[name] = _stop_reason(trials, name, side, ratio, config)
+                stopped[name] = _stop_reason(lr, side, ratio, config)
                 break
             trials += _add_defaults(runner, config, [(name, lr)], clipped, cycle_div,
                                     "extension")
@@ -461,11 +461,11 @@ def _extend_edges(runner: _Runner, config: TrialsConfig, names: list[str],
     return extended, stopped
 
 
-def _edge_note(trials: list[TrialResult], name: str, why: str) -> str:
-    """In words: where ``name``'s best LR is on its grid, and, at an edge, that the optimum may
-    lie beyond it and why the grid stops there (``why``)."""
-    best, side, _ = _edge_of(trials, name)
-    lrs = _lrs_of(trials, name)
+def _edge_note(trials: list[TrialResult], name: str, best: int | None, side: str | None,
+               lrs: list[float], why: str) -> str:
+    """In words: where ``name``'s best LR (``_edge_of``: ``best``, ``side``) is on its grid
+    ``lrs``, and, at an edge, that the optimum may lie beyond it and why the grid stops there
+    (``why``)."""
     grid = f"[{lrs[0]:.3g}, {lrs[-1]:.3g}]"
     because = f" ({why})" if why else ""
     if best is None:
@@ -488,7 +488,7 @@ def _edges(trials: list[TrialResult], names: list[str], extended: dict[str, list
             continue
         best, side, _ = _edge_of(trials, name)
         lrs = _lrs_of(trials, name)
-        note = _edge_note(trials, name, stopped.get(name, ""))
+        note = _edge_note(trials, name, best, side, lrs, stopped.get(name, ""))
         out[name] = {"best_lr": trials[best].peak_lr if best is not None else None,
                      "grid_lrs": lrs, "at_edge": side, "extended_lrs": list(extended.get(name, [])),
                      "refined_lrs": list(refined.get(name, [])), "note": note}
