@@ -243,10 +243,9 @@ def _run_all_batched(candidates: list[TrialCandidate], model_factory: ModelFacto
         cls = optimizer_class(candidates[group[0]].optimizer.name).__name__
         done: dict[int, TrialResult] | None = None
         if model_reason is None and len(group) > 1:
-            progress.at(phase, None, None, epoch)
             done, why = run_group_batched(group, candidates, model_factory, bundle, config,
                                           device, val_batches, progress, should_stop, clipped,
-                                          epoch)
+                                          epoch, phase)
             if done is None:
                 model_reason = why
             else:

@@ -46,6 +46,7 @@ from torch.func import functional_call, vmap
 
 from optim_core.numerics.divergence import DivergenceMonitor
 from optim_core.specs.jobs import TrialCandidate, TrialsConfig
+from optim_core.specs.range_test import TrialPhase
 from optim_core.training.data import DataBundle
 from optim_core.training.modes import eval_mode
 from optim_core.training.optimizers import optimizer_class
@@ -169,8 +170,9 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                       model_factory: ModelFactory, bundle: DataBundle, config: TrialsConfig,
                       device: torch.device, val_batches: list[Any], progress: PhasedProgress,
                       should_stop: StopFn | None, clipped: list[list[float]], epoch: int = 0,
-                      ) -> tuple[dict[int, TrialResult] | None, str]:
-    """Train the candidates ``indices`` together. Returns ``(results by index, reason)``, or
+                      phase: TrialPhase = "trial") -> tuple[dict[int, TrialResult] | None, str]:
+    """Train the candidates ``indices`` together, as seed ``epoch`` of ``phase`` (what their
+    progress events say). Returns ``(results by index, reason)``, or
     ``(None, reason)`` without having trained anything (nor counted progress) when the model
     cannot be batched, so the caller runs them sequentially."""
     cands: list[_Cand] = []
@@ -202,7 +204,6 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
     steps = config.steps
     val_on_device = [(x.to(device), y.to(device)) for x, y in val_batches]
     group_label = ", ".join(candidate_label(c.candidate) for c in cands)
-    phase, seed = progress.where.get("phase") or "trial", progress.where.get("seed")
     # the probe consumed a batch: a new stream starts again, as sequentially
     stream = TrainStream(bundle.train, device, should_stop, f"batched trials [{group_label}]",
                          epoch)
@@ -252,7 +253,7 @@ def run_group_batched(indices: list[int], candidates: list[TrialCandidate],
                 # skipped steps of a diverged trial count as done, as in the sequential path
                 progress.done += steps - len(c.monitor.raw)
         for c in reporting:
-            progress.at(phase, candidate_label(c.candidate), c.candidate.optimizer.lr, seed)
+            progress.at(phase, candidate_label(c.candidate), c.candidate.optimizer.lr, epoch)
             progress.emit(c.lrs[-1], c.monitor.smoothed[-1])
         active = still
 
