@@ -7,7 +7,7 @@ batch items) are in ``components``, and each route that takes a key says so (its
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -30,17 +30,26 @@ def _add(schemas: dict[str, Any], model: type[BaseModel]) -> None:
     schemas.setdefault(model.__name__, doc)
 
 
+def _operations(app: FastAPI, doc: dict[str, Any]) -> Iterator[tuple[APIRoute, dict[str, Any]]]:
+    """Each documented route (included routers' too, at their prefixed path) with each of its
+    operations in ``doc``."""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute) or not route.include_in_schema:
+            continue
+        item = doc.get("paths", {}).get(context.path_format or route.path_format, {})
+        for method in route.methods:
+            if method.lower() in item:
+                yield route, item[method.lower()]
+
+
 def _declare_security(app: FastAPI, doc: dict[str, Any], schemes: dict[str, Any],
                       secured: Callable[[Dependant], bool]) -> None:
     doc["components"].setdefault("securitySchemes", {}).update(schemes)
     requirement = [{name: []} for name in schemes]
-    for context in iter_route_contexts(app.routes):  # included routers' routes, prefixed
-        route = context.original_route
-        if isinstance(route, APIRoute) and route.include_in_schema and secured(route.dependant):
-            item = doc.get("paths", {}).get(context.path_format or route.path_format, {})
-            for method in route.methods:
-                if method.lower() in item:
-                    item[method.lower()]["security"] = requirement
+    for route, op in _operations(app, doc):
+        if secured(route.dependant):
+            op["security"] = requirement
 
 
 def _declare_contract_statuses(app: FastAPI, doc: dict[str, Any]) -> None:
@@ -48,22 +57,15 @@ def _declare_contract_statuses(app: FastAPI, doc: dict[str, Any]) -> None:
     413 on every operation (the body cap is a middleware's, for any method), 405 (the path's
     answer to a method it does not take), 400 where the route reads a JSON body, and 422 on a
     ContractRoute (it refuses unknown query parameters, so even ``GET /healthz?x=1``)."""
-    for context in iter_route_contexts(app.routes):
-        route = context.original_route
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
+    for route, op in _operations(app, doc):
         statuses = [405, 413]
         if takes_json(route):
             statuses.append(400)
         if isinstance(route, ContractRoute):
             statuses.append(422)
-        item = doc.get("paths", {}).get(context.path_format or route.path_format, {})
-        for method in route.methods:
-            op = item.get(method.lower())
-            if op is not None:
-                responses = op.setdefault("responses", {})
-                for status in statuses:
-                    responses.setdefault(str(status), problem_response(status))
+        responses = op.setdefault("responses", {})
+        for status in statuses:
+            responses.setdefault(str(status), problem_response(status))
 
 
 def install(app: FastAPI, extra_models: list[type[BaseModel]], *,
