@@ -109,3 +109,46 @@ def test_lrs_that_stop_increasing_end_the_curve_and_are_flagged() -> None:
     assert "lrs_not_increasing" in s.flags and "non_finite" not in s.flags
     assert s.recommended is not None and s.recommended <= LRS[59]
     assert S.steepest(repeated, y) == S.steepest(LRS[:60], y[:60])
+
+
+
+def test_a_curve_that_truly_never_falls_still_falls_back_to_the_first_lr() -> None:
+    raw = [0.8] + [1.0] * 60 + [1.0 + 0.05 * i for i in range(N - 61)]  # lucky start, then flat/up
+    s = S.suggest(LRS, S.smooth(raw), raw_losses=raw)
+    assert "never_decreases" in s.flags and s.recommended == LRS[0]
+    assert "median of the first 10 losses" in s.reason
+
+
+def test_the_start_level_is_shift_invariant() -> None:
+    raw = lucky_first_batch_curve()
+    base = S.suggest(LRS, S.smooth(raw), raw_losses=raw)
+    moved_raw = [v - 7.0 for v in raw]
+    moved = S.suggest(LRS, S.smooth(moved_raw), raw_losses=moved_raw)
+    assert moved.recommended == pytest.approx(base.recommended, rel=1e-9)
+    assert moved.flags == base.flags
+
+
+def _stop(raw: list[float], threshold: float = 1.0) -> int | None:
+    m = DivergenceMonitor(beta=0.98, threshold=threshold, num_steps=len(raw))
+    m.feed(raw)
+    return m.stop_at
+
+
+def test_divergence_is_not_fooled_by_a_lucky_first_batch() -> None:
+    # Flat at 1.0 with 1 % batch noise, batch 0 at 0.85: with s_0 as "the start" and "the best",
+    # the EMA climbing back from the lucky batch to 1.0 was a rise above the best by more than the
+    # whole "drop" (s_0 - best = 0) and 3 x the noise.
+    raw = [0.85] + [1.0 + 0.01 * (-1) ** i for i in range(1, N)]
+    assert _stop(raw) is None
+
+
+def test_divergence_is_not_delayed_by_an_unlucky_first_batch() -> None:
+    # Falls 1.0 -> 0.8 over 40 steps, then blows up. An unlucky first batch (3.0) used as the start
+    # made the scale 2.2 instead of 0.2: the old rule never stopped this run (clean: step 55).
+    fall = [1.0 - 0.2 * i / 40 for i in range(41)]
+    rise = [0.8 + 0.05 * k for k in range(1, 60)]
+    clean = fall + rise
+    unlucky = [3.0, *clean[1:]]
+    stop_clean, stop_unlucky = _stop(clean), _stop(unlucky)
+    assert stop_clean is not None and stop_unlucky is not None
+    assert abs(stop_unlucky - stop_clean) <= 2  # the EMA still carries the bad batch a little
