@@ -147,7 +147,7 @@ class AdviceRequest(_Model):
         if v is None and task in LLM_TASKS:
             raise PydanticCustomError(
                 "seq_len_required", "seq_len is required for task {task}",
-                {"task": task, "ge": 1})
+                {"task": task, "ge": 1, "allowed": f"an integer >= 1, required for task {task}"})
         return v
 
     @field_validator("epochs")

@@ -142,7 +142,7 @@ CASES: list[tuple[str, str, dict[str, Any], str, str]] = [
     ("a modality the task fixes", ADVICE, {**RUN, "task": "vision_transformer", "epochs": 1,
                                            "modality": "text"}, "body.modality", "vision"),
     ("seq_len for an LLM", ADVICE, {**RUN, "task": "llm_pretrain", "epochs": 1},
-     "body.seq_len", ">= 1"),
+     "body.seq_len", "required for task llm_pretrain"),
     ("steps or epochs", ADVICE, {**RUN, "epochs": 1, "total_steps": 10}, "body.epochs",
      "exactly one"),
     ("epochs within the step bound", ADVICE, {**RUN, "dataset_size": 10**14, "batch_size": 1,
